@@ -1,0 +1,180 @@
+"""Readers for JSONL (optionally gzipped), CSV, Parquet and the Hugging Face hub.
+
+Every reader validates each row against a schema. A bad row raises a `DataError` naming the
+file, the line and the field; with `skip_bad=True` it is skipped and counted instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import DataError
+from .schemas import PreferencePair, RoutingRecord
+
+T = TypeVar("T", bound=BaseModel)
+
+HF_PREFIX = "hf://"
+
+
+@dataclass
+class ReadReport:
+    """What a read did: rows kept, rows skipped, and the first few reasons."""
+
+    path: str
+    kept: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def note(self, err: DataError) -> None:
+        self.skipped += 1
+        if len(self.errors) < 5:
+            self.errors.append(str(err))
+
+
+def open_text(path: str | Path) -> io.TextIOBase:
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def iter_raw(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, raw dict) from any supported file. Raises DataError on bad syntax."""
+    spath = str(path)
+    if spath.startswith(HF_PREFIX):
+        yield from _iter_hf(spath[len(HF_PREFIX):])
+        return
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", path=path)
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        yield from _iter_jsonl(path)
+    elif name.endswith(".csv"):
+        yield from _iter_csv(path)
+    elif name.endswith(".parquet"):
+        yield from _iter_parquet(path)
+    else:
+        raise DataError("unknown file type (expected .jsonl, .csv or .parquet, optionally .gz)", path=path)
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open_text(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield lineno, DataError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=lineno)
+                continue
+            if not isinstance(obj, dict):
+                yield lineno, DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
+                continue
+            yield lineno, obj
+
+
+def _cell(value: str) -> Any:
+    # Nested fields (tags, scores, prompt messages) travel in CSV cells as JSON.
+    v = value.strip()
+    if v[:1] in "[{":
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _unflatten(row: dict[str, Any]) -> dict[str, Any]:
+    """`scores.gpt4` style columns become nested dicts; empty cells are dropped."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key is None or value is None or value == "":
+            continue
+        value = _cell(value) if isinstance(value, str) else value
+        if "." in key:
+            head, tail = key.split(".", 1)
+            out.setdefault(head, {})[tail] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open_text(path) as f:
+        reader = csv.DictReader(f)
+        for row in reader:
+            # reader.line_num is the physical line where this record ended
+            yield reader.line_num, _unflatten(row)
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise DataError("reading Parquet needs pyarrow: pip install 'rewardroute[parquet]'", path=path) from e
+    table = pq.read_table(path)
+    for i, row in enumerate(table.to_pylist(), start=1):
+        yield i, {k: v for k, v in row.items() if v is not None}
+
+
+def _iter_hf(spec: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`hf://owner/name[:split]` reads a dataset from the Hugging Face hub when reachable."""
+    name, _, split = spec.partition(":")
+    try:
+        import datasets
+    except ImportError as e:
+        raise DataError("reading from the hub needs `datasets`: pip install 'rewardroute[hf]'",
+                        path=HF_PREFIX + spec) from e
+    try:
+        ds = datasets.load_dataset(name, split=split or "train")
+    except Exception as e:  # network or name errors: say which
+        raise DataError(f"could not load dataset from the hub ({type(e).__name__}: {e})",
+                        path=HF_PREFIX + spec) from e
+    for i, row in enumerate(ds, start=1):
+        yield i, dict(row)
+
+
+def validate(schema: type[T], raw: dict[str, Any], *, path: str | Path, line: int) -> T:
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or None
+        msg = "missing" if err["type"] == "missing" else err["msg"]
+        raise DataError(msg, path=path, line=line, field=loc) from None
+
+
+def read_records(path: str | Path, schema: type[T], *, skip_bad: bool = False,
+                 report: ReadReport | None = None) -> list[T]:
+    """Read and validate every row of `path`. See the module docstring for errors."""
+    report = report if report is not None else ReadReport(path=str(path))
+    out: list[T] = []
+    for lineno, raw in iter_raw(path):
+        try:
+            if isinstance(raw, DataError):
+                raise raw
+            out.append(validate(schema, raw, path=path, line=lineno))
+        except DataError as err:
+            if not skip_bad:
+                raise
+            report.note(err)
+    report.kept = len(out)
+    return out
+
+
+def read_pairs(path: str | Path, *, skip_bad: bool = False, report: ReadReport | None = None) -> list[PreferencePair]:
+    return read_records(path, PreferencePair, skip_bad=skip_bad, report=report)
+
+
+def read_routing(path: str | Path, *, skip_bad: bool = False, report: ReadReport | None = None) -> list[RoutingRecord]:
+    return read_records(path, RoutingRecord, skip_bad=skip_bad, report=report)
