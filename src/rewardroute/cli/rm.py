@@ -1,0 +1,158 @@
+"""`rewardroute rm`: train, evaluate and use reward models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import cli_errors, print_json
+
+app = typer.Typer(help="Reward models: train, eval, score.", no_args_is_help=True)
+
+TRAIN_EPILOG = """
+Examples:
+
+  rewardroute rm train --arch single --train data/prefs/train.jsonl --valid data/prefs/valid.jsonl --out runs/rm
+
+  rewardroute rm train --arch single --train T --valid V --out runs/rm --epochs 3 --max-pairs 2000 --seed 1
+
+  rewardroute rm train --arch single --train T --valid V --out runs/rm --config rm.yaml --set training.lr=1e-4
+
+A config file (YAML or JSON) may hold `model:` (architecture settings, e.g. `backbone:`)
+and `training:` (lr, epochs, batch_size, ...) sections. Flags win over the file.
+An interrupted run resumes from `<out>.resume/` when started again with the same arguments.
+"""
+
+
+def _model_and_training(arch: str, config_file: Optional[Path], sets: list[str] | None, **flags):
+    from ..backbone import BackboneConfig
+    from ..config_overrides import apply_overrides, load_config_file
+    from ..reward.registry import get_arch
+    from ..reward.reward_config import RewardTrainingConfig
+    from ..errors import ConfigError
+    from pydantic import ValidationError
+
+    cfg = apply_overrides(load_config_file(config_file), sets)
+    model_cfg = dict(cfg.get("model", {}))
+    train_cfg = dict(cfg.get("training", {}))
+    backbone = dict(model_cfg.get("backbone", {}))
+    for key, name in (("backbone", "name_or_path"), ("max_length", "max_length"), ("pooling", "pooling")):
+        if flags.get(key) is not None:
+            backbone[name] = flags[key]
+    model_cfg["backbone"] = BackboneConfig(**backbone).model_dump()
+    model_cfg["arch"] = arch
+    for key in ("epochs", "max_pairs", "seed", "lr", "batch_size"):
+        if flags.get(key) is not None:
+            train_cfg[key] = flags[key]
+    cls = get_arch(arch)
+    try:
+        return cls, cls.config_class.model_validate(model_cfg), RewardTrainingConfig.model_validate(train_cfg)
+    except ValidationError as e:
+        raise ConfigError(f"invalid settings: {e}") from None
+
+
+@app.command(epilog=TRAIN_EPILOG)
+def train(
+    arch: Annotated[str, typer.Option(help="Architecture: single, more, rodos, arliss.")] = "single",
+    train_file: Annotated[Path, typer.Option("--train", help="Training pairs (JSONL/CSV/Parquet).")] = ...,
+    valid_file: Annotated[Optional[Path], typer.Option("--valid", help="Validation pairs; the best epoch on them is kept.")] = None,
+    out: Annotated[Path, typer.Option(help="Output checkpoint directory.")] = ...,
+    backbone: Annotated[Optional[str], typer.Option(help="Backbone: alias (all-MiniLM-L6-v2, smollm2-135m), hub id or path.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+    max_pairs: Annotated[Optional[int], typer.Option(help="Cap on training pairs, taken evenly across domains.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Pairs per step.")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Tokens per (prompt, response).")] = None,
+    pooling: Annotated[Optional[str], typer.Option(help="auto, mean, cls or last.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML/JSON file with model: and training: sections.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one setting: section.key=value.")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows (reported) instead of failing.")] = False,
+) -> None:
+    """Train a reward model on preference pairs and save it to OUT."""
+    with cli_errors():
+        from ..console import console
+        from ..data.readers import ReadReport, read_pairs
+        from ..reward.reward_trainer import train_reward_model
+
+        cls, model_cfg, train_cfg = _model_and_training(
+            arch, config, set_, backbone=backbone, max_length=max_length, pooling=pooling,
+            epochs=epochs, max_pairs=max_pairs, seed=seed, lr=lr, batch_size=batch_size)
+        pairs = _read(read_pairs, train_file, skip_bad)
+        valid = _read(read_pairs, valid_file, skip_bad) if valid_file else []
+        model_cfg = model_cfg.model_copy(update={"domains": sorted({p.domain for p in pairs})})
+        model = cls.build(model_cfg)
+        result = train_reward_model(model, pairs, valid, train_cfg, out)
+        console.print(f"saved [bold]{arch}[/] reward model to {out} (best epoch {result.best_epoch}, "
+                      f"valid accuracy {result.best_metric:.4f}, {result.seconds:.0f}s)")
+
+
+def _read(reader, path: Path, skip_bad: bool):
+    from ..console import console
+    from ..data.readers import ReadReport
+
+    report = ReadReport(path=str(path))
+    rows = reader(path, skip_bad=skip_bad, report=report)
+    if report.skipped:
+        console.print(f"[yellow]skipped {report.skipped} bad rows[/] in {path}; first: {report.errors[0]}")
+    return rows
+
+
+@app.command("eval", epilog="""
+Examples:
+
+  rewardroute rm eval --model runs/rm --data data/prefs/test.jsonl --json
+
+  rewardroute rm eval --model runs/rodos --data data/prefs/test.jsonl --oracle-domain
+""")
+def eval_(
+    model: Annotated[Path, typer.Option(help="Reward-model checkpoint directory.")] = ...,
+    data: Annotated[Path, typer.Option(help="Preference pairs to evaluate on.")] = ...,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
+    max_pairs: Annotated[Optional[int], typer.Option(help="Evaluate on at most this many pairs (even across domains).")] = None,
+    oracle_domain: Annotated[bool, typer.Option(help="Routed models: use the true domain instead of the router.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows instead of failing.")] = False,
+) -> None:
+    """Pairwise accuracy (overall and per domain), parameters and throughput."""
+    with cli_errors():
+        from ..data.readers import read_pairs
+        from ..eval.pairwise import evaluate_reward_model
+        from ..eval.report import print_accuracy_table
+        from ..reward.checkpoint import load_model
+        from ..reward.reward_trainer import cap_pairs
+
+        pairs = cap_pairs(_read(read_pairs, data, skip_bad), max_pairs, seed=0)
+        rm = load_model(model)
+        result = evaluate_reward_model(rm, pairs, batch_size=batch_size, oracle_domain=oracle_domain)
+        if json_:
+            print_json(result)
+        else:
+            print_accuracy_table({rm.arch: result["accuracy"], "longer wins": result["length_baseline"]},
+                                 title=f"{model} on {data} ({result['pairs']} pairs)")
+
+
+@app.command(epilog="""
+Examples:
+
+  rewardroute rm score --model runs/rm --input pairs.jsonl --output scored.jsonl
+
+Rows with `prompt` and `response` get a `reward`; preference pairs get `chosen_reward`
+and `rejected_reward`. A re-run after an interruption scores only the rows not yet done.
+""")
+def score(
+    model: Annotated[Path, typer.Option(help="Reward-model checkpoint directory.")] = ...,
+    input_: Annotated[Path, typer.Option("--input", help="JSONL rows with prompt+response, or preference pairs.")] = ...,
+    output: Annotated[Path, typer.Option(help="Output JSONL (written atomically).")] = ...,
+    batch_size: Annotated[int, typer.Option(help="Rows per forward pass.")] = 64,
+) -> None:
+    """Add rewards to every row of a file."""
+    with cli_errors():
+        from ..reward.checkpoint import load_model
+        from ..reward.scoring import score_file
+
+        n = score_file(load_model(model), input_, output, batch_size=batch_size)
+        from ..console import console
+        console.print(f"scored {n} rows -> {output}")

@@ -1,0 +1,68 @@
+"""safety: Anthropic hh-rlhf harmless-base test pairs (red-team dialogues)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..schemas import Message, PreferencePair
+from .base import PairBuilder, load_jsonl, make_pair
+
+ASSISTANT = "\n\nAssistant:"
+_TURN = re.compile(r"\n\n(Human|Assistant):")
+_ROLE = {"Human": "user", "Assistant": "assistant"}
+
+
+def split_dialogue(text: str) -> tuple[str, str] | None:
+    """(prefix up to and including the last "\\n\\nAssistant:", final answer), or None."""
+    i = text.rfind(ASSISTANT)
+    if i < 0:
+        return None
+    cut = i + len(ASSISTANT)
+    return text[:cut], text[cut:].strip()
+
+
+def to_messages(prefix: str) -> list[Message] | None:
+    """"\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHuman: c\\n\\nAssistant:" -> user/assistant/user messages.
+
+    None when the text does not start with a turn marker or does not end on a user turn.
+    """
+    parts = _TURN.split(prefix)
+    if parts[0].strip():
+        return None
+    turns = [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts), 2)]
+    if not turns or turns[-1] != ("Assistant", ""):
+        return None
+    messages = [Message(role=_ROLE[who], content=text) for who, text in turns[:-1]]
+    if not messages or messages[-1].role != "user":
+        return None
+    return messages
+
+
+@dataclass
+class HHRLHFHarmless(PairBuilder):
+    name = "hh-rlhf"
+    domain = "safety"
+    origin_url = "https://github.com/anthropics/hh-rlhf"
+    upstream = "file harmless-base/test.jsonl.gz"
+    required_files = ("anthropic-hh-rlhf/harmless-base-test.jsonl.gz",)
+    rules = ("Each line holds two whole dialogues that share every turn but the last assistant one. "
+             "Prompt = the shared dialogue up to and including the last `\\n\\nAssistant:`, as "
+             "user/assistant messages; chosen/rejected = the two final assistant turns (stripped). "
+             "Pairs whose prefixes differ (cannot be split), with an empty answer, or with "
+             "chosen == rejected are skipped. Text is offensive by design (red-team prompts).")
+
+    def build(self, source_dir: Path) -> list[PreferencePair]:
+        (path,) = self.require(source_dir)
+        pairs = []
+        for n, row in enumerate(load_jsonl(path), start=1):
+            c, r = split_dialogue(row.get("chosen", "")), split_dialogue(row.get("rejected", ""))
+            if c is None or r is None or c[0] != r[0]:
+                continue
+            chosen, rejected = c[1], r[1]
+            messages = to_messages(c[0])
+            if messages is None or not chosen or not rejected or chosen == rejected:
+                continue
+            pairs.append(make_pair(self.domain, self.name, f"harmless-test:{n}", messages, chosen, rejected))
+        return pairs

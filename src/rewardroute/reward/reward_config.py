@@ -1,0 +1,16 @@
+"""Training settings for reward models (`rm train`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ..training.args import TrainingArgs
+
+
+class RewardTrainingConfig(TrainingArgs):
+    """Bradley-Terry training. Defaults were chosen on the valid split (see README)."""
+
+    lr: float = Field(default=5e-5, gt=0)
+    head_lr: float | None = Field(default=None, gt=0)  # heads learn faster than a pretrained body
+    max_pairs: int | None = Field(default=None, ge=1)  # cap, taken evenly across domains
+    eval_max_pairs: int | None = Field(default=None, ge=1)  # cap on valid pairs scored each epoch

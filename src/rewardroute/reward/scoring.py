@@ -1,0 +1,76 @@
+"""Scoring files of (prompt, response) rows with a reward model, resumably."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..console import progress
+from ..data.readers import iter_raw
+from ..data.schemas import Message, render_prompt
+from ..errors import DataError
+from ..io import CheckpointedJsonl
+from .base import RewardModel
+
+
+def _prompt_text(raw: dict[str, Any], path: Path, line: int) -> str:
+    if "prompt" not in raw:
+        raise DataError("missing", path=path, line=line, field="prompt")
+    p = raw["prompt"]
+    if isinstance(p, list):
+        try:
+            return render_prompt([Message.model_validate(m) for m in p])
+        except Exception as e:
+            raise DataError(f"not a list of chat messages ({e})", path=path, line=line, field="prompt") from None
+    if not isinstance(p, str):
+        raise DataError("must be a string or a list of messages", path=path, line=line, field="prompt")
+    return p
+
+
+def _text(raw: dict[str, Any], key: str, path: Path, line: int) -> str:
+    v = raw.get(key)
+    if not isinstance(v, str):
+        raise DataError("missing" if v is None else "must be a string", path=path, line=line, field=key)
+    return v
+
+
+def score_file(model: RewardModel, input_path: str | Path, output_path: str | Path, *,
+               batch_size: int = 64, chunk: int = 256) -> int:
+    """Write every input row plus its reward(s) to `output_path`. Rows with `response` get
+    `reward`; rows with `chosen`/`rejected` get `chosen_reward`/`rejected_reward`."""
+    input_path = Path(input_path)
+    rows = []
+    for line, raw in iter_raw(input_path):
+        if isinstance(raw, DataError):
+            raise raw
+        prompt = _prompt_text(raw, input_path, line)
+        if "response" in raw:
+            texts = [_text(raw, "response", input_path, line)]
+        elif "chosen" in raw or "rejected" in raw:
+            texts = [_text(raw, "chosen", input_path, line), _text(raw, "rejected", input_path, line)]
+        else:
+            raise DataError("missing (need `response`, or `chosen` and `rejected`)", path=input_path,
+                            line=line, field="response")
+        rows.append((raw, prompt, texts))
+    out = CheckpointedJsonl(output_path)
+    done = out.existing()[: len(rows)]
+    out.open(done)
+    with progress() as bar:
+        task = bar.add_task("scoring", total=len(rows), completed=len(done), status="")
+        for start in range(len(done), len(rows), chunk):
+            part = rows[start:start + chunk]
+            prompts = [p for _, p, texts in part for _ in texts]
+            responses = [t for _, _, texts in part for t in texts]
+            rewards = model.score(prompts, responses, batch_size=batch_size).tolist()
+            i = 0
+            for raw, _, texts in part:
+                row = dict(raw)
+                if len(texts) == 1:
+                    row["reward"] = rewards[i]
+                else:
+                    row["chosen_reward"], row["rejected_reward"] = rewards[i], rewards[i + 1]
+                i += len(texts)
+                out.append(row)
+            bar.update(task, advance=len(part))
+    out.finish()
+    return len(rows)

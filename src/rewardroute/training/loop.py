@@ -1,0 +1,189 @@
+"""A small, resumable training loop.
+
+AdamW, linear warmup then linear decay, gradient clipping, evaluation after every epoch
+keeping the best weights, a seed, a rich progress bar, and resume state written atomically
+to `<out>.resume/` so an interrupted run carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..console import console, progress
+from ..io import atomic_dir
+from .args import TrainingArgs
+from .seed import set_seed
+
+StepFn = Callable[[list[Any]], tuple[torch.Tensor, dict[str, float]]]
+EvalFn = Callable[[], float]
+
+
+@dataclass
+class TrainResult:
+    best_metric: float
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    resumed: bool = False
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for n, v in state.items():
+            params[n].copy_(v)
+
+
+def fingerprint(args: TrainingArgs, items: Sequence[Any], extra: str = "") -> str:
+    """Identifies a job, so that resume state is never applied to a different one."""
+    h = hashlib.sha256(args.model_dump_json(exclude={"checkpoint_every_s", "resume"}).encode())
+    h.update(str(len(items)).encode())
+    for it in items[:50]:
+        h.update(repr(getattr(it, "id", it)).encode())
+    h.update(extra.encode())
+    return h.hexdigest()[:16]
+
+
+def build_optimizer(model: nn.Module, args: TrainingArgs, lr_overrides: dict[str, float] | None = None):
+    """AdamW without decay on biases and norms; `lr_overrides` maps a name prefix to its lr."""
+    lr_overrides = lr_overrides or {}
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        lr = next((v for k, v in lr_overrides.items() if name.startswith(k)), args.lr)
+        wd = 0.0 if p.ndim < 2 else args.weight_decay
+        groups.setdefault((lr, wd), []).append(p)
+    if not groups:
+        raise ValueError("the model has no trainable parameters")
+    return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()])
+
+
+def linear_schedule(optimizer, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn: EvalFn | None,
+               args: TrainingArgs, *, resume_dir: Path | None = None, desc: str = "train",
+               lr_overrides: dict[str, float] | None = None, job_key: str = "") -> TrainResult:
+    """Train `model` on `items` (batched as plain lists) and leave the best weights in it.
+
+    `step_fn(batch) -> (loss, stats)`; `eval_fn() -> metric` (higher is better) runs after
+    every epoch. Without `eval_fn` the last epoch is kept.
+    """
+    if not items:
+        raise ValueError("no training items")
+    set_seed(args.seed)
+    optimizer = build_optimizer(model, args, lr_overrides)
+    steps_per_epoch = math.ceil(len(items) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    scheduler = linear_schedule(optimizer, int(total * args.warmup_ratio), total)
+    fp = fingerprint(args, items, job_key)
+
+    result = TrainResult(best_metric=-math.inf, best_epoch=-1)
+    best_state: dict[str, torch.Tensor] | None = None
+    start_epoch, skip_steps = 0, 0
+    if resume_dir is not None and args.resume:
+        restored = _restore(resume_dir, fp, model, optimizer, scheduler)
+        if restored is not None:
+            start_epoch, skip_steps, result, best_state = restored
+            result.resumed = True
+            console.print(f"[yellow]resuming[/] {desc} from {resume_dir} at epoch {start_epoch + 1}, "
+                          f"step {skip_steps}")
+
+    t0 = time.perf_counter() - result.seconds
+    last_save = time.perf_counter()
+    params = [p for p in model.parameters() if p.requires_grad]
+    with progress() as bar:
+        task = bar.add_task(desc, total=total, completed=start_epoch * steps_per_epoch + skip_steps, status="")
+        for epoch in range(start_epoch, args.epochs):
+            model.train()
+            gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+            order = torch.randperm(len(items), generator=gen).tolist()
+            running: dict[str, float] = {}
+            for step in range(skip_steps, steps_per_epoch):
+                batch = [items[i] for i in order[step * args.batch_size:(step + 1) * args.batch_size]]
+                loss, stats = step_fn(batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                result.steps += 1
+                stats = {"loss": loss.item(), **stats}
+                for k, v in stats.items():  # exponential moving average for the status line
+                    running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
+                bar.update(task, advance=1, status=" ".join(f"{k}={v:.3f}" for k, v in running.items()))
+                if resume_dir is not None and time.perf_counter() - last_save > args.checkpoint_every_s:
+                    result.seconds = time.perf_counter() - t0
+                    _save(resume_dir, fp, model, optimizer, scheduler, epoch, step + 1, result, best_state)
+                    last_save = time.perf_counter()
+            skip_steps = 0
+            metric = eval_fn() if eval_fn is not None else float(epoch)
+            record = {"epoch": epoch + 1, "valid": metric, **{f"train_{k}": v for k, v in running.items()}}
+            result.history.append(record)
+            if metric > result.best_metric:
+                result.best_metric, result.best_epoch = metric, epoch + 1
+                best_state = trainable_state(model)
+            bar.console.print(f"{desc} epoch {epoch + 1}/{args.epochs}: valid={metric:.4f}"
+                              f"{'  (best)' if result.best_epoch == epoch + 1 else ''}", highlight=False)
+            result.seconds = time.perf_counter() - t0
+            if resume_dir is not None and epoch + 1 < args.epochs:
+                _save(resume_dir, fp, model, optimizer, scheduler, epoch + 1, 0, result, best_state)
+                last_save = time.perf_counter()
+    if best_state is not None:
+        load_trainable(model, best_state)
+    result.seconds = time.perf_counter() - t0
+    model.eval()
+    return result
+
+
+def _save(folder: Path, fp: str, model, optimizer, scheduler, epoch: int, step: int,
+          result: TrainResult, best_state) -> None:
+    with atomic_dir(folder) as tmp:
+        torch.save({
+            "model": trainable_state(model), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "best": best_state, "rng": torch.get_rng_state(),
+        }, tmp / "state.pt")
+        meta = {"fingerprint": fp, "epoch": epoch, "step": step, "best_metric": result.best_metric,
+                "best_epoch": result.best_epoch, "history": result.history, "steps": result.steps,
+                "seconds": result.seconds}
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def _restore(folder: Path, fp: str, model, optimizer, scheduler):
+    meta_file = folder / "meta.json"
+    if not meta_file.exists():
+        return None
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    if meta.get("fingerprint") != fp:
+        console.print(f"[yellow]warning:[/] {folder} belongs to a different job (other data or "
+                      "settings); starting fresh")
+        return None
+    state = torch.load(folder / "state.pt", weights_only=False)
+    load_trainable(model, state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    result = TrainResult(best_metric=meta["best_metric"], best_epoch=meta["best_epoch"],
+                         history=meta["history"], steps=meta["steps"], seconds=meta["seconds"])
+    return meta["epoch"], meta["step"], result, state["best"]
