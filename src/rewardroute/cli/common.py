@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from ..console import console
 from ..errors import RewardRouteError
@@ -21,6 +22,9 @@ def cli_errors() -> Iterator[None]:
         yield
     except RewardRouteError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    except ValidationError as e:  # a config value from a file or --set
+        console.print(f"[bold red]error:[/] invalid settings: {e}", highlight=False)
         raise typer.Exit(2) from None
 
 

@@ -83,10 +83,15 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, obj
 
 
-def _cell(value: str) -> Any:
-    # Nested fields (tags, scores, prompt messages) travel in CSV cells as JSON.
+# CSV columns that may hold JSON (lists or objects), and the ones that may be spread over
+# dotted columns such as `scores.gpt-4`. Other cells stay text even if they start with "[".
+JSON_COLUMNS = {"prompt", "query", "tags", "scores", "costs", "responses", "errors"}
+DOTTED_COLUMNS = {"scores", "costs", "responses", "errors"}
+
+
+def _cell(key: str, value: str) -> Any:
     v = value.strip()
-    if v[:1] in "[{":
+    if key in JSON_COLUMNS and v[:1] in "[{":
         try:
             return json.loads(v)
         except json.JSONDecodeError:
@@ -100,9 +105,9 @@ def _unflatten(row: dict[str, Any]) -> dict[str, Any]:
     for key, value in row.items():
         if key is None or value is None or value == "":
             continue
-        value = _cell(value) if isinstance(value, str) else value
-        if "." in key:
-            head, tail = key.split(".", 1)
+        value = _cell(key, value) if isinstance(value, str) else value
+        head, dot, tail = key.partition(".")
+        if dot and head in DOTTED_COLUMNS:
             out.setdefault(head, {})[tail] = value
         else:
             out[key] = value

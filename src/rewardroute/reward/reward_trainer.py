@@ -38,6 +38,14 @@ def cap_pairs(pairs: Sequence[PreferencePair], max_pairs: int | None, seed: int)
     return out
 
 
+def cap_per_domain(pairs: Sequence[PreferencePair], cap: int | None, seed: int) -> dict[str, list[PreferencePair]]:
+    """At most `cap` pairs of each domain (deterministic sample), grouped by domain."""
+    by: dict[str, list[PreferencePair]] = defaultdict(list)
+    for p in pairs:
+        by[p.domain].append(p)
+    return {d: cap_pairs(v, cap, seed) for d, v in sorted(by.items())}
+
+
 def fit_pairwise(model: RewardModel, train: Sequence[PreferencePair], valid: Sequence[PreferencePair],
                  args: RewardTrainingConfig, *, resume_dir: Path | None = None, desc: str = "rm",
                  use_domains: bool = False, head_prefixes: Sequence[str] = ("head",)) -> TrainResult:

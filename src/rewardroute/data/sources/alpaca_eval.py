@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ...errors import DataError
 from ..schemas import PreferencePair, RoutingRecord
-from .base import PairBuilder, RoutingBuilder, load_csv, load_jsonl, make_pair, user_prompt
+from .base import PairBuilder, RoutingBuilder, load_csv, load_jsonl, make_pair
 from .pairing import Rated, rated_pairs
 
 ORIGIN = "https://github.com/tatsu-lab/alpaca_eval"
@@ -18,10 +17,6 @@ OUTPUTS_11 = "tatsu-lab-alpaca_eval/outputs_11_models.jsonl.gz"
 WIN_PROBS = "tatsu-lab-alpaca_eval/win_prob_vs_gpt4_1106_preview.csv"
 INSTRUCTIONS = "tatsu-lab-alpaca_eval/instructions.jsonl"
 WIN_PROB = "win_prob_vs_gpt4_1106_preview"
-
-
-def load_outputs(path: Path) -> list[dict[str, Any]]:
-    return list(load_jsonl(path))
 
 
 @dataclass
@@ -37,21 +32,23 @@ class AlpacaEvalPairs(PairBuilder):
     required_files = (OUTPUTS_11,)
     rules = ("For each of the 805 instructions, every two of the 11 models' responses form a candidate "
              "pair; chosen = the one with the higher GPT-4-turbo judge win-probability against "
-             "gpt4_1106_preview (whose own value is 0.5). Empty outputs and identical texts are "
-             "skipped; pairs with |delta p| < min_gap are dropped. At most cap_per_instruction pairs "
-             "per instruction, drawn by a seeded shuffle (seed + instruction id) that spreads picks "
-             "over models (no model appears in a second pair of an instruction until every other "
-             "available model appears in one), so the 0.5 reference model does not fill the cap.")
+             "gpt4_1106_preview (whose own value is 0.5), an indirect comparison for two other models. "
+             "Empty outputs and identical texts are skipped; pairs with |delta p| < min_gap are dropped. "
+             "At most cap_per_instruction pairs per instruction, drawn by a seeded shuffle (seed + "
+             "instruction id) spread over models: a model is used a second time only when no eligible "
+             "pair of unused models is left. gpt4_1106_preview is still in about two thirds of the "
+             "pairs, because most models score p close to 0 against it and their mutual gaps fall "
+             "below min_gap. AlpacaEval's judge favours long answers (see the longer-wins baseline).")
 
     def build(self, source_dir: Path) -> list[PreferencePair]:
         (path,) = self.require(source_dir)
         pairs = []
-        for row in load_outputs(path):
+        for row in load_jsonl(path):
             answers = [Rated(m, r.get("output") or "", float(r[WIN_PROB]))
                        for m, r in sorted(row["responses"].items()) if r.get(WIN_PROB) is not None]
             picked = rated_pairs(answers, min_gap=self.min_gap, cap=self.cap_per_instruction,
                                  seed=f"{self.seed}:{self.name}:{row['id']}")
-            prompt = user_prompt(row["instruction"])
+            prompt = row["instruction"]
             pairs += [make_pair(self.domain, self.name, str(row["id"]), prompt, a.text.strip(),
                                 b.text.strip(), a.key, b.key) for a, b in picked]
         return pairs
@@ -97,4 +94,4 @@ class AlpacaEval11Routing(RoutingBuilder):
             id=str(row["id"]), query=row["instruction"], tags=[row["dataset"]],
             responses={m: r.get("output") or "" for m, r in row["responses"].items()},
             scores={m: float(r[WIN_PROB]) for m, r in row["responses"].items() if r.get(WIN_PROB) is not None})
-            for row in load_outputs(path)]
+            for row in load_jsonl(path)]

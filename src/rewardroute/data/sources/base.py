@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from ...errors import DataError, SourceMissingError
 from ..readers import iter_raw, open_text
-from ..schemas import Message, PreferencePair, RoutingRecord
+from ..schemas import PreferencePair, RoutingRecord
 
 
 @dataclasses.dataclass
@@ -30,6 +30,10 @@ class Builder:
 
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def notes(self) -> dict[str, Any]:
+        """Facts found by the last `build` that a reader of SUMMARY.json needs (e.g. which runs)."""
+        return dict(getattr(self, "_notes", {}))
 
     def require(self, source_dir: Path) -> list[Path]:
         """The required files, or SourceMissingError naming the missing one and where to get it."""
@@ -78,11 +82,6 @@ def load_csv(path: Path) -> list[dict[str, str]]:
     """Rows of a CSV file as plain strings (no dotted-column unflattening: model names contain dots)."""
     with open_text(path) as f:
         return list(csv.DictReader(f))
-
-
-def user_prompt(text: str) -> list[Message]:
-    """Single-turn prompts are one user message, like the multi-turn safety dialogues."""
-    return [Message(role="user", content=text)]
 
 
 def short_hash(*texts: str, n: int = 8) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from ..schemas import PreferencePair, RoutingRecord
-from .base import PairBuilder, RoutingBuilder, load_jsonl, make_pair, short_hash, user_prompt
+from .base import PairBuilder, RoutingBuilder, load_jsonl, make_pair, short_hash
 from .model_names import can_ai_code_base_model, known_hub_names
 from .pairing import dedupe_judged, pass_fail_pairs
 
@@ -95,6 +95,7 @@ class CanAiCodePairs(PairBuilder):
     def build(self, source_dir: Path) -> list[PreferencePair]:
         results, *dirs = self.require(source_dir)
         data = CanAiCodeData.load(results, *dirs)
+        self._notes = {"model_names": len(data.base), "base_models": len(set(data.base.values()))}
         by_task: dict[str, list[tuple[str, bool, str]]] = defaultdict(list)
         for r in data.rows:
             answer = r.get("answer") or ""
@@ -106,7 +107,7 @@ class CanAiCodePairs(PairBuilder):
                 continue  # a task without a spec has no prompt to show
             picked = pass_fail_pairs(dedupe_judged(by_task[key]), cap=self.cap_per_task,
                                      seed=f"{self.seed}:{self.name}:{key}")
-            prompt = user_prompt(data.prompts[key])
+            prompt = data.prompts[key]
             pairs += [make_pair(self.domain, self.name, key, prompt, g.text, b.text,
                                 f"{g.label}#{short_hash(g.text, n=6)}", f"{b.label}#{short_hash(b.text, n=6)}")
                       for g, b in picked]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..schemas import PreferencePair, RoutingRecord
-from .base import PairBuilder, RoutingBuilder, load_csv, make_pair, user_prompt
+from .base import PairBuilder, RoutingBuilder, load_csv, make_pair
 
 ORIGIN = "https://github.com/lm-sys/RouteLLM"
 UPSTREAM = "file routellm/evals/gsm8k/gsm8k_responses.csv"
@@ -30,9 +30,9 @@ class GSM8KPairs(PairBuilder):
     upstream = UPSTREAM
     required_files = FILES
     rules = ("GSM8K test problems answered by gpt-4-1106-preview and Mixtral-8x7B-Instruct; kept where "
-             "exactly one answer is correct. Prompt = the problem (one user message); chosen = the "
+             "exactly one answer is correct. Prompt = the problem text; chosen = the "
              "correct answer, rejected = the wrong one. Caveat: the two models write in different "
-             "styles (Mixtral ends with `#### N`) and GPT-4 is the correct one in most pairs.")
+             "styles (Mixtral ends with `#### N`) and GPT-4 is the correct one in 383 of the 478 pairs.")
 
     def build(self, source_dir: Path) -> list[PreferencePair]:
         (path,) = self.require(source_dir)
@@ -46,7 +46,7 @@ class GSM8KPairs(PairBuilder):
             chosen, rejected = row[f"{good}_response"].strip(), row[f"{bad}_response"].strip()
             if not chosen or not rejected:
                 continue
-            pairs.append(make_pair(self.domain, self.name, str(i), user_prompt(row["prompt"].strip()),
+            pairs.append(make_pair(self.domain, self.name, str(i), row["prompt"].strip(),
                                    chosen, rejected, short_name(good), short_name(bad)))
         return pairs
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..schemas import PreferencePair
-from .base import PairBuilder, load_jsonl, make_pair, user_prompt
+from .base import PairBuilder, load_jsonl, make_pair
 from .pairing import Rated, rated_pairs
 
 ASPECTS = ("relevance", "coherence", "empathy", "surprise", "engagement", "complexity")
@@ -41,7 +41,7 @@ class HannaPairs(PairBuilder):
                        for r in rows]
             picked = rated_pairs(answers, min_gap=self.min_gap, cap=self.cap_per_prompt,
                                  seed=f"{self.seed}:{self.name}:{pid}")
-            prompt = user_prompt(f"Write a short story for this writing prompt:\n\n{rows[0]['prompt'].strip()}")
+            prompt = f"Write a short story for this writing prompt:\n\n{rows[0]['prompt'].strip()}"
             pairs += [make_pair(self.domain, self.name, pid, prompt, a.text.strip(), b.text.strip(), a.key, b.key)
                       for a, b in picked]
         return pairs

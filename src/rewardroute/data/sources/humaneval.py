@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ...errors import SourceMissingError
 from ..schemas import PreferencePair, RoutingRecord
-from .base import PairBuilder, RoutingBuilder, load_jsonl, make_pair, short_hash, user_prompt
+from .base import PairBuilder, RoutingBuilder, load_jsonl, make_pair, short_hash
 from .model_names import humaneval_base_model
 from .pairing import dedupe_judged, pass_fail_pairs
 
@@ -77,7 +77,7 @@ class HumanEvalPairs(PairBuilder):
              "both passing and failing is dropped); chosen = a passing completion, rejected = a failing "
              "one whose base models are disjoint from the chosen one's, so no pair is two runs of one "
              "model. At most cap_per_task pairs per task, by a seeded shuffle that spreads picks over "
-             "distinct completions. Prompt = the task's HumanEval `prompt` (one user message).")
+             "distinct completions. Prompt = the task's HumanEval `prompt`.")
 
     def build(self, source_dir: Path) -> list[PreferencePair]:
         data = HumanEvalRuns.load(*self.require(source_dir))
@@ -87,7 +87,7 @@ class HumanEvalPairs(PairBuilder):
             answers = dedupe_judged([(data.completions[run].get(task, ""), ok, humaneval_base_model(run))
                                      for run, ok in by_task.get(task, [])])
             picked = pass_fail_pairs(answers, cap=self.cap_per_task, seed=f"{self.seed}:{self.name}:{task}")
-            pairs += [make_pair(self.domain, self.name, task, user_prompt(prompt), g.text, b.text,
+            pairs += [make_pair(self.domain, self.name, task, prompt, g.text, b.text,
                                 _tag(g.label, g.text), _tag(b.label, b.text)) for g, b in picked]
         return pairs
 
@@ -99,12 +99,13 @@ class HumanEvalRouting(RoutingBuilder):
     upstream = UPSTREAM
     required_files = FILES
     rules = ("One row per HumanEval task; one run per base model (the run with the best pass@1 for that "
-             "base model, ties broken by run name), keyed by the base-model name; scores = 1.0 pass / "
+             "base model, ties broken by run name; listed in SUMMARY.json), keyed by the base-model name; scores = 1.0 pass / "
              "0.0 fail, responses = the completions, query = the HumanEval prompt, tag `humaneval`.")
 
     def build(self, source_dir: Path) -> list[RoutingRecord]:
         data = HumanEvalRuns.load(*self.require(source_dir))
         runs = best_run_per_model(data)
+        self._notes = {"run_per_base_model": runs}
         return [RoutingRecord(
             id=task, query=prompt, tags=["humaneval"],
             responses={m: data.completions[run].get(task, "") for m, run in runs.items()},

@@ -100,8 +100,26 @@ def dedupe_judged(answers: Sequence[tuple[str, bool, str]]) -> list[Judged]:
 
 
 def pass_fail_pairs(answers: Sequence[Judged], *, cap: int, seed: str) -> list[tuple[Judged, Judged]]:
-    """(passing, failing) pairs whose base models are disjoint, at most `cap`, spread over answers."""
+    """(passing, failing) pairs whose base models are disjoint, at most `cap`, spread over answers.
+
+    With hundreds of answers a task has ~10^5 candidate pairs; a seeded pool of 4 x cap answers
+    on each side gives the same kind of sample without listing them all (falls back to the
+    full list when the pool has too few eligible pairs).
+    """
     good = [a for a in answers if a.passed]
     bad = [a for a in answers if not a.passed]
-    pairs = [(g, b) for g in good for b in bad if not (g.groups & b.groups)]
+    pool = 4 * cap
+    if len(good) > pool or len(bad) > pool:
+        rng = random.Random(f"pool:{seed}")
+        pairs = _eligible(rng.sample(good, min(pool, len(good))), rng.sample(bad, min(pool, len(bad))))
+        if len(pairs) >= cap:
+            return _spread(pairs, cap, seed)
+    return _spread(_eligible(good, bad), cap, seed)
+
+
+def _eligible(good: Sequence[Judged], bad: Sequence[Judged]) -> list[tuple[Judged, Judged]]:
+    return [(g, b) for g in good for b in bad if not (g.groups & b.groups)]
+
+
+def _spread(pairs: list[tuple[Judged, Judged]], cap: int, seed: str) -> list[tuple[Judged, Judged]]:
     return balanced_sample(pairs, cap, seed, keys=lambda p: (("pass", p[0].text), ("fail", p[1].text)))

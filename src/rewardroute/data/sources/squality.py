@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ...errors import DataError
 from ..schemas import PreferencePair
-from .base import PairBuilder, load_jsonl, make_pair, user_prompt
+from .base import PairBuilder, load_jsonl, make_pair
 from .pairing import Rated, rated_pairs
 
 
@@ -56,7 +56,7 @@ class SQuALITYPairs(PairBuilder):
                            for s, r in sorted(systems.items())]
                 picked = rated_pairs(answers, min_gap=self.min_gap, cap=self.cap_per_question,
                                      seed=f"{self.seed}:{self.name}:{pid}:{k}")
-                prompt = user_prompt(story_prompt(story["document"], question))
+                prompt = story_prompt(story["document"], question)
                 pairs += [make_pair(self.domain, self.name, f"{pid}:q{int(k) + 1}", prompt, a.text.strip(),
                                     b.text.strip(), a.key, b.key) for a, b in picked]
         return pairs

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..schemas import PreferencePair
-from .base import PairBuilder, load_jsonl, make_pair, user_prompt
+from .base import PairBuilder, load_jsonl, make_pair
 from .pairing import Rated, rated_pairs
 
 ASPECTS = ("coherence", "fluency", "consistency", "relevance")
@@ -47,7 +47,7 @@ class SummEvalPairs(PairBuilder):
                        for r in rows]
             picked = rated_pairs(answers, min_gap=self.min_gap, cap=self.cap_per_article,
                                  seed=f"{self.seed}:{self.name}:{aid}")
-            prompt = user_prompt(summarize_prompt(rows[0]["article"]))
+            prompt = summarize_prompt(rows[0]["article"])
             pairs += [make_pair(self.domain, self.name, aid, prompt, a.text.strip(), b.text.strip(), a.key, b.key)
                       for a, b in picked]
         return pairs

@@ -1,0 +1,70 @@
+"""Plumbing shared by the scripts in `benchmarks/`: results files, memory, data location."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .io import write_json_atomic, write_text_atomic
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def results_dir() -> Path:
+    d = repo_root() / "benchmarks" / "results"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def update_results_section(name: str, markdown: str, path: str | Path | None = None) -> Path:
+    """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in RESULTS.md
+    (appending the section when it is new), leaving every other section alone."""
+    path = Path(path) if path else repo_root() / "benchmarks" / "RESULTS.md"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{markdown.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    write_text_atomic(path, text)
+    return path
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict[str, Any]:
+    import os
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
+            "threads": torch.get_num_threads(), "platform": platform.platform(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def command_line() -> str:
+    return " ".join(["python", *sys.argv])
+
+
+def save_json(name: str, obj: Any) -> Path:
+    path = results_dir() / f"{name}.json"
+    write_json_atomic(path, obj)
+    return path
+
+
+def emit(obj: Any) -> None:
+    """The one JSON object a benchmark prints on stdout."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,308 @@
+"""`rewardroute data build`: public sources -> standard preference pairs and routing tables.
+
+Output layout (all written atomically):
+
+    OUT/prefs/{train,valid,test}.jsonl     PreferencePair rows, split by prompt hash
+    OUT/routing/<table>.jsonl              RoutingRecord rows
+    OUT/SUMMARY.json                       counts, parameters, skipped sources
+    OUT/BUILD.md                           how every pair and row was formed
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import ConfigError, DataError, SourceMissingError
+from ..io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from .schemas import PreferencePair, RoutingRecord, render_prompt
+from .sources import DEFAULT_DOMAINS, PAIR_BUILDERS, ROUTING_BUILDERS, Builder, PairBuilder, RoutingBuilder
+from .split import RULE as SPLIT_RULE
+from .split import SPLITS, split_records
+
+ENV_SOURCE = "REWARDROUTE_DATA"
+
+
+# ---------------------------------------------------------------- where the sources are
+
+def source_dir_candidates(cwd: Path | None = None) -> list[Path]:
+    """Where to look for the public data when --source is not given, in order."""
+    cwd = Path.cwd() if cwd is None else cwd
+    out = []
+    if os.environ.get(ENV_SOURCE):
+        out.append(Path(os.environ[ENV_SOURCE]))
+    out.append(cwd / ".." / "shared" / "data")
+    # a clean clone with ../shared beside it (or shared/ inside it), wherever the command runs
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "pyproject.toml").exists():
+            out += [parent.parent / "shared" / "data", parent / "shared" / "data"]
+            break
+    return out
+
+
+def default_source_dir(cwd: Path | None = None) -> Path:
+    """$REWARDROUTE_DATA, else ../shared/data (from the current dir, then from the repo root)."""
+    if os.environ.get(ENV_SOURCE):
+        return Path(os.environ[ENV_SOURCE])  # explicit: use it even if missing, and say so later
+    for cand in source_dir_candidates(cwd):
+        if cand.is_dir():
+            return cand.resolve()
+    raise SourceMissingError(
+        "no public data folder found (looked for ../shared/data beside the current dir and the repo). "
+        f"Pass --source DIR or set ${ENV_SOURCE}; each folder's SOURCE.md names its origin repository.")
+
+
+# ---------------------------------------------------------------- choosing builders
+
+def parse_domains(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """"safety,code" -> ("safety", "code"); None -> the five default domains."""
+    if spec is None:
+        return DEFAULT_DOMAINS
+    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    unknown = [n for n in names if n not in PAIR_BUILDERS]
+    if unknown:
+        raise ConfigError(f"unknown domain(s) {', '.join(unknown)}; known: {', '.join(PAIR_BUILDERS)}")
+    if not names:
+        raise ConfigError("no domain given")
+    return tuple(dict.fromkeys(names))
+
+
+def make_builder(cls: type[Builder], seed: int) -> Builder:
+    """An instance with default parameters and the build seed (for builders that sample)."""
+    builder = cls()
+    return replace(builder, seed=seed) if any(f.name == "seed" for f in fields(builder)) else builder
+
+
+# ---------------------------------------------------------------- statistics
+
+def longer_wins(pairs: Iterable[PreferencePair]) -> float | None:
+    """Share of pairs whose chosen answer is the longer one (in characters; a tie counts half).
+
+    The accuracy of the "prefer the longer answer" baseline that any reward model must beat.
+    """
+    n = score = 0
+    for p in pairs:
+        n += 1
+        score += 1.0 if len(p.chosen) > len(p.rejected) else 0.5 if len(p.chosen) == len(p.rejected) else 0.0
+    return score / n if n else None
+
+
+def pair_stats(pairs: Sequence[PreferencePair], *, with_all: bool = False) -> dict[str, dict[str, Any]]:
+    """Per domain (and "all" with `with_all`): count, mean chosen/rejected length in chars and
+    the longer-wins accuracy."""
+    groups: dict[str, list[PreferencePair]] = defaultdict(list)
+    for p in pairs:
+        groups[p.domain].append(p)
+    groups = {d: groups[d] for d in sorted(groups)}
+    if with_all and pairs:
+        groups["all"] = list(pairs)
+    return {name: {
+        "pairs": len(ps),
+        "mean_chosen_chars": round(sum(len(p.chosen) for p in ps) / len(ps), 1),
+        "mean_rejected_chars": round(sum(len(p.rejected) for p in ps) / len(ps), 1),
+        "longer_wins": round(longer_wins(ps) or 0.0, 4),
+    } for name, ps in groups.items()}
+
+
+# ---------------------------------------------------------------- the build
+
+@dataclass
+class BuildReport:
+    """What a build produced; `summary()` is SUMMARY.json."""
+
+    source_dir: Path
+    out_dir: Path
+    domains: tuple[str, ...]
+    seed: int
+    splits: dict[str, list[PreferencePair]] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    routing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    rules: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """domain -> split -> pairs (plus "total")."""
+        out: dict[str, dict[str, int]] = {d: {s: 0 for s in SPLITS} for d in self.domains}
+        for split, pairs in self.splits.items():
+            for p in pairs:
+                out.setdefault(p.domain, {s: 0 for s in SPLITS})[split] += 1
+        for row in out.values():
+            row["total"] = sum(row[s] for s in SPLITS)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        counts = self.counts()
+        return {
+            "rewardroute_version": __version__,
+            "seed": self.seed,
+            "domains": list(self.domains),
+            "split": {"rule": SPLIT_RULE, "train": 80, "valid": 10, "test": 10},
+            "pairs": counts,
+            "pairs_total": {s: sum(c[s] for c in counts.values()) for s in (*SPLITS, "total")},
+            "longer_wins_test": {d: v["longer_wins"] for d, v in pair_stats(self.splits.get("test", [])).items()},
+            "sources": self.sources,
+            "routing": self.routing,
+            "skipped": self.skipped,
+            "files": {
+                "prefs": [f"prefs/{s}.jsonl" for s in SPLITS],
+                "routing": [f"routing/{n}.jsonl" for n in self.routing],
+            },
+        }
+
+
+def build_dataset(source_dir: str | Path, out_dir: str | Path, *, domains: str | Sequence[str] | None = None,
+                  routing: bool = True, skip_missing: bool = False, seed: int = 0,
+                  on_step: Callable[[str], None] | None = None,
+                  warn: Callable[[str], None] | None = None) -> BuildReport:
+    """Build every requested domain (and the routing tables) from `source_dir` into `out_dir`.
+
+    A missing source raises SourceMissingError, or with `skip_missing` is reported through `warn`
+    and left out. `on_step(name)` is called before each builder runs (for a progress bar).
+    """
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    if not source_dir.is_dir():
+        raise SourceMissingError(f"source folder {source_dir} does not exist. Pass --source DIR or set "
+                                 f"${ENV_SOURCE} to the folder holding the public data (see DESIGN.md).")
+    report = BuildReport(source_dir=source_dir, out_dir=out_dir, domains=parse_domains(domains), seed=seed)
+    on_step = on_step or (lambda _name: None)
+    warn = warn or (lambda _msg: None)
+
+    pairs = _build_pairs(report, skip_missing, on_step, warn)
+    report.splits = split_records(pairs, key=lambda p: render_prompt(p.prompt))
+    for split, rows in report.splits.items():
+        write_jsonl_atomic(out_dir / "prefs" / f"{split}.jsonl", rows)
+    if routing:
+        _build_routing(report, skip_missing, on_step, warn)
+    write_json_atomic(out_dir / "SUMMARY.json", report.summary())
+    write_text_atomic(out_dir / "BUILD.md", render_build_md(report))
+    return report
+
+
+def _build_pairs(report: BuildReport, skip_missing: bool, on_step: Callable[[str], None],
+                 warn: Callable[[str], None]) -> list[PreferencePair]:
+    pairs: list[PreferencePair] = []
+    for domain in report.domains:
+        for cls in PAIR_BUILDERS[domain]:
+            builder = make_builder(cls, report.seed)
+            on_step(f"{domain}/{builder.name}")
+            built = _run(builder, report.source_dir, skip_missing, report, warn)
+            if built is None:
+                continue
+            pairs += built
+            report.sources[builder.name] = {"domain": domain, "pairs": len(built), "origin_url": builder.origin_url,
+                                            "params": builder.params(), **_notes(builder)}
+            report.rules[f"{domain}/{builder.name}"] = builder.rules
+        if not any(p.domain == domain for p in pairs):
+            warn(f"domain '{domain}' has no pairs")
+    _check_unique_ids(pairs)
+    return pairs
+
+
+def _build_routing(report: BuildReport, skip_missing: bool, on_step: Callable[[str], None],
+                   warn: Callable[[str], None]) -> None:
+    for table, cls in ROUTING_BUILDERS.items():
+        builder = make_builder(cls, report.seed)
+        on_step(f"routing/{table}")
+        records = _run(builder, report.source_dir, skip_missing, report, warn)
+        if records is None:
+            continue
+        write_jsonl_atomic(report.out_dir / "routing" / f"{table}.jsonl", records)
+        report.routing[table] = {"rows": len(records), "models": len(_models(records)),
+                                 "origin_url": builder.origin_url, "params": builder.params(), **_notes(builder)}
+        report.rules[f"routing/{table}"] = builder.rules
+
+
+def _run(builder: PairBuilder | RoutingBuilder, source_dir: Path, skip_missing: bool, report: BuildReport,
+         warn: Callable[[str], None]) -> list | None:
+    try:
+        return builder.build(source_dir)
+    except SourceMissingError as e:
+        if not skip_missing:
+            raise
+        report.skipped.append({"builder": builder.name, "reason": str(e)})
+        warn(f"skipped: {e}")
+        return None
+
+
+def _notes(builder: Builder) -> dict[str, Any]:
+    notes = builder.notes()
+    return {"notes": notes} if notes else {}
+
+
+def _check_unique_ids(pairs: Sequence[PreferencePair]) -> None:
+    dupes = [i for i, n in Counter(p.id for p in pairs).items() if n > 1]
+    if dupes:
+        raise DataError(f"{len(dupes)} duplicate pair ids, e.g. {dupes[:3]}: a builder's id scheme is not unique")
+
+
+def _models(records: Sequence[RoutingRecord]) -> set[str]:
+    return {m for r in records for m in r.scores}
+
+
+# ---------------------------------------------------------------- BUILD.md
+
+def render_build_md(report: BuildReport) -> str:
+    summary = report.summary()
+    lines = [
+        "# rewardroute data build",
+        "",
+        f"Built by rewardroute {__version__} with seed {report.seed} from the public sources "
+        f"(domains: {', '.join(report.domains)}). Rebuild with "
+        f"`rewardroute data build --source <shared/data> --out <dir> --domains {','.join(report.domains)}"
+        f" --seed {report.seed}`: the output is identical for the same sources and seed.",
+        "",
+        "## Format",
+        "",
+        "- `prefs/{train,valid,test}.jsonl`: one preference pair a line, "
+        "`{\"id\", \"prompt\", \"chosen\", \"rejected\", \"domain\", \"source\"}`.",
+        "- `prompt`: safety prompts are OpenAI-style messages `[{\"role\", \"content\"}]` (the whole "
+        "user/assistant dialogue before the answer); single-turn prompts are plain strings, the same text "
+        "as the `query` of the matching routing table, so a query gets the same split in both. "
+        "`chosen`/`rejected` are the final answers (stripped).",
+        "- `id` is `<source>:<prompt key>:<chosen>><rejected>` (model, system or summary keys; code answers "
+        "add `#<hash>` of the text), or `<source>:<key>` for hh-rlhf lines. Ids are unique and stable.",
+        f"- {SPLIT_RULE.capitalize()} (the text is `render_prompt(prompt)`), so a prompt never appears in "
+        "two splits and all pairs of one prompt share a split.",
+        "- `routing/<table>.jsonl`: one routing record a line, "
+        "`{\"id\", \"query\", \"tags\", \"responses\"?, \"scores\"}`; `query` is the plain query text.",
+        "- Caps pick pairs with a seeded shuffle keyed by `<seed>:<source>:<prompt key>` that spreads the "
+        "picks: an answer (or model) is used again only when no eligible pair of unused ones is left. "
+        "Code tasks with hundreds of answers first draw a seeded pool of 4 x cap passing and 4 x cap "
+        "failing answers.",
+        "",
+        "## Pairs per domain and split",
+        "",
+        "| domain | train | valid | test | total | longer answer wins (test) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for domain, c in summary["pairs"].items():
+        lw = summary["longer_wins_test"].get(domain)
+        lines.append(f"| {domain} | {c['train']} | {c['valid']} | {c['test']} | {c['total']} | "
+                     f"{'' if lw is None else f'{lw:.3f}'} |")
+    t = summary["pairs_total"]
+    lines += [f"| **all** | {t['train']} | {t['valid']} | {t['test']} | {t['total']} | |", "",
+              "## How the pairs were formed", ""]
+    for name, info in report.sources.items():
+        lines += [f"### {info['domain']} / {name}", "",
+                  f"Origin: {info['origin_url']}. Pairs: {info['pairs']}. Parameters: "
+                  f"`{_params(info['params'])}`.", "", report.rules[f"{info['domain']}/{name}"], ""]
+    if report.routing:
+        lines += ["## Routing tables", ""]
+        for table, info in report.routing.items():
+            lines += [f"### routing/{table}.jsonl", "",
+                      f"Origin: {info['origin_url']}. Rows: {info['rows']}, models: {info['models']}.", "",
+                      report.rules[f"routing/{table}"], ""]
+    if report.skipped:
+        lines += ["## Skipped (source missing)", ""]
+        lines += [f"- {s['builder']}: {s['reason']}" for s in report.skipped]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "none"

@@ -1,0 +1,413 @@
+"""`data build` on the real public data: splits, ids, pairing rules, routing tables, errors, CLI."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rewardroute.cli import app
+from rewardroute.data.build import ENV_SOURCE, build_dataset, default_source_dir, longer_wins
+from rewardroute.data.readers import read_pairs, read_routing
+from rewardroute.data.schemas import PreferencePair, render_prompt
+from rewardroute.data.sources import DEFAULT_DOMAINS
+from rewardroute.data.sources.alpaca_eval import AlpacaEvalPairs
+from rewardroute.data.sources.can_ai_code import CanAiCodeData
+from rewardroute.data.sources.hh_rlhf import split_dialogue, to_messages
+from rewardroute.data.sources.humaneval import HumanEvalRuns
+from rewardroute.data.sources.model_names import can_ai_code_base_model, humaneval_base_model, known_hub_names
+from rewardroute.data.sources.pairing import Rated, balanced_sample, dedupe_judged, pass_fail_pairs, rated_pairs
+from rewardroute.data.sources.squality import SQuALITYPairs
+from rewardroute.data.sources.summeval import ASPECTS, SummEvalPairs
+from rewardroute.data.split import SPLITS, split_of, split_records
+from rewardroute.errors import SourceMissingError
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("REWARDROUTE_DATA") or REPO.parent / "shared" / "data")
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"public data not found at {DATA} "
+                                "(set REWARDROUTE_DATA to the shared/data folder)")
+runner = CliRunner()
+
+
+def _flat(text: str) -> str:
+    """Rich wraps long lines; compare with the wrapping undone."""
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not DATA.is_dir():
+        pytest.skip(f"public data not found at {DATA}")
+    out = tmp_path_factory.mktemp("built")
+    build_dataset(DATA, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def splits(built: Path) -> dict[str, list[PreferencePair]]:
+    return {s: read_pairs(built / "prefs" / f"{s}.jsonl") for s in SPLITS}
+
+
+@pytest.fixture(scope="module")
+def by_domain(splits: dict[str, list[PreferencePair]]) -> dict[str, list[PreferencePair]]:
+    out: dict[str, list[PreferencePair]] = defaultdict(list)
+    for pairs in splits.values():
+        for p in pairs:
+            out[p.domain].append(p)
+    return out
+
+
+# ---------------------------------------------------------------- split function (no data needed)
+
+def test_split_of_is_a_stable_80_10_10_hash() -> None:
+    texts = [f"prompt number {i}" for i in range(5000)]
+    counts = Counter(split_of(t) for t in texts)
+    assert set(counts) == set(SPLITS)
+    assert 0.77 < counts["train"] / 5000 < 0.83 and 0.08 < counts["valid"] / 5000 < 0.12
+    assert [split_of(t) for t in texts[:50]] == [split_of(t) for t in texts[:50]]
+    grouped = split_records(texts, key=lambda t: t)
+    assert sum(len(v) for v in grouped.values()) == 5000
+    assert all(split_of(t) == s for s, ts in grouped.items() for t in ts)
+
+
+def test_longer_wins_counts_ties_half() -> None:
+    mk = lambda c, r: PreferencePair(id=c + r, prompt="p", chosen=c, rejected=r, domain="d")  # noqa: E731
+    assert longer_wins([mk("long", "s"), mk("s", "long"), mk("ab", "cd"), mk("abc", "d")]) == pytest.approx(2.5 / 4)
+    assert longer_wins([]) is None
+
+
+# ---------------------------------------------------------------- pairing helpers (no data needed)
+
+def test_balanced_sample_is_capped_seeded_and_spread() -> None:
+    items = [(a, b) for a in "abcdef" for b in "abcdef" if a < b]  # 15 pairs over 6 keys
+    picked = balanced_sample(items, 3, "seed", keys=lambda p: p)
+    assert len(picked) == 3 and picked == balanced_sample(items, 3, "seed", keys=lambda p: p)
+    assert Counter(k for p in picked for k in p).most_common(1)[0][1] == 1  # 3 disjoint pairs exist
+    assert balanced_sample(items[:2], 5, "seed", keys=lambda p: p) == items[:2]
+
+
+def test_rated_pairs_drop_ties_small_gaps_empty_and_identical_texts() -> None:
+    answers = [Rated("a", "alpha", 0.9), Rated("b", "beta", 0.85), Rated("c", "gamma", 0.2),
+               Rated("d", "", 0.0), Rated("e", "alpha", 0.1), Rated("f", "phi", 0.2)]
+    got = {(w.key, lo.key) for w, lo in rated_pairs(answers, min_gap=0.1, cap=10, seed="s")}
+    # a-b gap too small, c-f tie, d empty, a-e identical text
+    assert got == {("a", "c"), ("a", "f"), ("b", "c"), ("b", "e"), ("b", "f"), ("c", "e"), ("f", "e")}
+    assert len(rated_pairs(answers, min_gap=0.1, cap=2, seed="s")) == 2
+
+
+def test_pass_fail_pairs_never_pair_one_base_model_and_drop_unsure_texts() -> None:
+    answers = dedupe_judged([("ok1", True, "m1"), ("ok1 ", True, "m2"), ("bad", False, "m1"), ("bad", False, "m3"),
+                             ("flaky", True, "m4"), ("flaky", False, "m5"), ("bad2", False, "m4"), ("", False, "m6")])
+    assert {a.text for a in answers} == {"ok1", "bad", "bad2"}  # merged, flaky and empty dropped
+    pairs = pass_fail_pairs(answers, cap=10, seed="s")
+    assert [(g.text, b.text) for g, b in pairs] == [("ok1", "bad2")]  # "bad" shares m1 with "ok1"
+    assert pairs[0][0].groups == {"m1", "m2"} and pairs[0][0].label == "m1"
+
+
+def test_base_model_names() -> None:
+    assert humaneval_base_model("TheBloke_guanaco-65B-GPTQ_ALPACA_MEDIUM") == "guanaco-65b"
+    assert humaneval_base_model("TheBloke_vicuna-13B-1.1-GPTQ-4bit-128g_VICUNA_MARKDOWN") == "vicuna-13b-1.1"
+    assert humaneval_base_model("Claude_Plus_custom_md") == "claude_plus" != humaneval_base_model("Claude_custom")
+    assert humaneval_base_model("gpt4_final_500c_long") == "gpt4"
+    models = ["codellama/CodeLlama-7b-Instruct-hf", "TheBloke/CodeLlama-7B-Instruct-AWQ", "meta-llama/Llama-2-7b-chat-hf",
+              "Phind/Phind-CodeLlama-34B-v2", "phind-codellama-34b-v2.Q4_K_M", "Qwen/Qwen3-8B", "Qwen_Qwen3-8B-Q6_K",
+              "mistral/mistral-large-2402", "mistral-7b-instruct-v0.1.Q5_K_M", "LoneStriker/Nous-Hermes-2-Yi-34B-4.0bpw-h6-exl2-main",
+              "meta-llama-Meta-Llama-3.1-8B-Instruct-fp16", "ollama/llama3.1:8b-instruct-q4_1"]
+    orgs, repos = known_hub_names(models)
+    base = {m: can_ai_code_base_model(m, orgs, repos) for m in models}
+    assert base["codellama/CodeLlama-7b-Instruct-hf"] == base["TheBloke/CodeLlama-7B-Instruct-AWQ"] == "codellama-7b-instruct"
+    assert base["Phind/Phind-CodeLlama-34B-v2"] == base["phind-codellama-34b-v2.Q4_K_M"] == "phind-codellama-34b-v2"
+    assert base["Qwen/Qwen3-8B"] == base["Qwen_Qwen3-8B-Q6_K"] == "qwen3-8b"
+    assert base["mistral/mistral-large-2402"] == "mistral-large-2402"
+    assert base["mistral-7b-instruct-v0.1.Q5_K_M"] == "mistral-7b-instruct-v0.1"
+    assert base["LoneStriker/Nous-Hermes-2-Yi-34B-4.0bpw-h6-exl2-main"] == "nous-hermes-2-yi-34b"
+    assert base["meta-llama-Meta-Llama-3.1-8B-Instruct-fp16"] == "meta-llama-3.1-8b-instruct"
+    assert base["ollama/llama3.1:8b-instruct-q4_1"] == "llama3.1-8b-instruct"
+
+
+def test_hh_dialogue_split() -> None:
+    text = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how to pick a lock?\n\nAssistant:  I can't help. "
+    prefix, answer = split_dialogue(text)
+    assert answer == "I can't help." and prefix.endswith("\n\nAssistant:")
+    assert [(m.role, m.content) for m in to_messages(prefix)] == [
+        ("user", "hi"), ("assistant", "hello"), ("user", "how to pick a lock?")]
+    assert to_messages("preamble\n\nHuman: x\n\nAssistant:") is None and split_dialogue("no turns") is None
+
+
+def test_default_source_dir(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(ENV_SOURCE, str(tmp_path / "elsewhere"))
+    assert default_source_dir() == tmp_path / "elsewhere"  # explicit, even when missing
+    monkeypatch.delenv(ENV_SOURCE)
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "clone").mkdir()
+    assert default_source_dir(cwd=tmp_path / "clone") == (tmp_path / "shared" / "data").resolve()
+
+
+# ---------------------------------------------------------------- the built data
+
+@needs_data
+def test_every_domain_has_pairs_in_every_split(splits, built) -> None:
+    for split, pairs in splits.items():
+        domains = Counter(p.domain for p in pairs)
+        for d in DEFAULT_DOMAINS:
+            assert domains[d] > 0, f"no {d} pairs in {split}"
+        assert "stories" not in domains  # opt-in only
+    summary = json.loads((built / "SUMMARY.json").read_text())
+    assert {d: sum(summary["pairs"][d][s] for s in SPLITS) for d in DEFAULT_DOMAINS} == \
+        {d: summary["pairs"][d]["total"] for d in DEFAULT_DOMAINS}
+    assert summary["pairs_total"]["total"] == sum(len(v) for v in splits.values())
+    assert summary["sources"]["alpaca_eval"]["params"]["cap_per_instruction"] == 8
+    build_md = (built / "BUILD.md").read_text()
+    assert "min_gap=1.0" in build_md and "cap_per_task=12" in build_md and "sha256" in build_md
+
+
+@needs_data
+def test_no_prompt_in_two_splits_and_ids_unique(splits) -> None:
+    seen: dict[str, str] = {}
+    for split, pairs in splits.items():
+        for p in pairs:
+            text = render_prompt(p.prompt)
+            assert seen.setdefault(text, split) == split, f"prompt of {p.id} is in {seen[text]} and {split}"
+            assert split_of(text) == split
+    ids = [p.id for pairs in splits.values() for p in pairs]
+    assert len(ids) == len(set(ids))
+    # a sizeable share of prompts in each split, not just a handful
+    shares = Counter(seen.values())
+    assert shares["train"] > 4 * shares["valid"] and shares["valid"] > 0 and shares["test"] > 0
+
+
+@needs_data
+def test_safety_prompts_are_dialogues_ending_on_a_user_turn(by_domain) -> None:
+    pairs = by_domain["safety"]
+    assert 2200 < len(pairs) <= 2312
+    for p in pairs:
+        assert isinstance(p.prompt, list) and p.prompt[-1].role == "user"
+        assert p.chosen and p.rejected and p.chosen != p.rejected
+        assert "\n\nHuman:" not in p.chosen and "\n\nAssistant:" not in p.prompt[-1].content
+
+
+@needs_data
+def test_math_chosen_is_the_correct_answer(by_domain) -> None:
+    with open(DATA / "lm-sys-RouteLLM/gsm8k/gsm8k_responses.csv", encoding="utf-8", newline="") as f:
+        rows = {r["prompt"].strip(): r for r in csv.DictReader(f)}
+    pairs = by_domain["math"]
+    assert len(pairs) == 478  # every row with exactly one correct answer
+    for p in pairs:
+        row = rows[p.prompt]
+        right = [m for m in ("gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1") if row[m] == "True"]
+        wrong = [m for m in ("gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1") if row[m] == "False"]
+        assert len(right) == 1 and len(wrong) == 1
+        assert p.chosen == row[f"{right[0]}_response"].strip()
+        assert p.rejected == row[f"{wrong[0]}_response"].strip()
+
+
+@needs_data
+def test_chat_pairs_respect_gap_and_cap(by_domain) -> None:
+    with gzip.open(DATA / "tatsu-lab-alpaca_eval/outputs_11_models.jsonl.gz", "rt", encoding="utf-8") as f:
+        outputs = {str(r["id"]): r["responses"] for r in map(json.loads, f)}
+    per_instruction: Counter[str] = Counter()
+    for p in by_domain["chat"]:
+        _source, iid, models = p.id.split(":", 2)
+        winner, loser = models.split(">")
+        per_instruction[iid] += 1
+        w, lo = outputs[iid][winner], outputs[iid][loser]
+        gap = w["win_prob_vs_gpt4_1106_preview"] - lo["win_prob_vs_gpt4_1106_preview"]
+        assert gap >= AlpacaEvalPairs.min_gap - 1e-12
+        assert p.chosen == w["output"].strip() and p.rejected == lo["output"].strip() and p.rejected
+    assert max(per_instruction.values()) <= AlpacaEvalPairs.cap_per_instruction == 8
+    assert len(per_instruction) > 780  # nearly every instruction contributes
+
+
+@needs_data
+def test_code_pairs_never_pair_one_base_model(by_domain) -> None:
+    folder = DATA / "my-other-github-account-llm-humaneval-benchmarks"
+    he = HumanEvalRuns.load(folder / "human-eval/HumanEval.jsonl.gz", folder / "exec_results_humaneval_base.jsonl.gz",
+                            folder / "jsonl_examples")
+    he_models: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for (run, task), _ok in he.passed.items():
+        he_models[(task, he.completions[run][task].strip())].add(humaneval_base_model(run))
+    cac_dir = DATA / "the-crypt-keeper-can-ai-code"
+    cac = CanAiCodeData.load(cac_dir / "results.jsonl.gz", cac_dir / "junior-v2", cac_dir / "senior")
+    cac_models: dict[tuple[str, str], set[str]] = defaultdict(set)
+    cac_pass: dict[tuple[str, str], set[bool]] = defaultdict(set)
+    for r in cac.rows:
+        key = (f"{r['interview']}/{r['language']}/{r['name']}", (r["answer"] or "").strip())
+        cac_models[key].add(cac.base[r["model"]])
+        cac_pass[key].add(r["status"] == "PASS")
+
+    per_task: Counter[str] = Counter()
+    sources = Counter()
+    for p in by_domain["code"]:
+        source, rest = p.id.split(":", 1)
+        task = rest.rsplit(":", 1)[0]
+        per_task[f"{source}:{task}"] += 1
+        sources[source] += 1
+        table = he_models if source == "humaneval" else cac_models
+        good, bad = table[(task, p.chosen)], table[(task, p.rejected)]
+        assert good and bad and not (good & bad), p.id
+        assert p.chosen != p.rejected
+        if source == "can-ai-code":
+            assert cac_pass[(task, p.chosen)] == {True} and cac_pass[(task, p.rejected)] == {False}
+        else:
+            assert p.prompt == he.prompts[task]
+    assert max(per_task.values()) <= 12
+    assert sources["humaneval"] > 1000 and sources["can-ai-code"] > 300
+
+
+@needs_data
+def test_summarization_gaps_meet_the_documented_minimum(by_domain) -> None:
+    with gzip.open(DATA / "maiush-PPairS/data/summeval.jsonl.gz", "rt", encoding="utf-8") as f:
+        summeval = {(r["article_id"], r["summary_id"]): sum(float(r[a]) for a in ASPECTS) / 4 for r in map(json.loads, f)}
+    with open(DATA / "nyu-mll-SQuALITY/data/human-eval/all-responses.jsonl", encoding="utf-8") as f:
+        squality = {str(r["passage-id"]): r["questions"] for r in map(json.loads, f)}
+    counts = Counter()
+    for p in by_domain["summarization"]:
+        counts[p.source] += 1
+        winner, loser = p.id.rsplit(":", 1)[1].split(">")
+        if p.source == "summeval":  # summeval:<article>:<summary>><summary>
+            article = p.id.split(":")[1]
+            gap = summeval[(article, winner)] - summeval[(article, loser)]
+            assert gap >= SummEvalPairs.min_gap - 1e-9, p.id
+        else:  # squality:<passage>:q<number>:<system>><system>
+            _src, passage, q, _systems = p.id.split(":")
+            rated = squality[passage][str(int(q[1:]) - 1)]
+            gap = rated[winner]["overall"]["overall-rating"] - rated[loser]["overall"]["overall-rating"]
+            assert gap >= SQuALITYPairs.min_gap, p.id
+            assert p.chosen == rated[winner]["response"].strip()
+    assert counts["summeval"] > 800 and counts["squality"] > 150
+    per_article = Counter(p.id.split(":")[1] for p in by_domain["summarization"] if p.source == "summeval")
+    assert max(per_article.values()) <= SummEvalPairs.cap_per_article
+
+
+@needs_data
+def test_routing_tables(built) -> None:
+    with open(DATA / "tatsu-lab-alpaca_eval/instructions.jsonl", encoding="utf-8") as f:
+        subsets = {str(r["id"]): r["dataset"] for r in map(json.loads, f)}
+    a57 = read_routing(built / "routing/alpaca_eval_57.jsonl")
+    assert len(a57) == 805
+    models = set().union(*(r.scores for r in a57))
+    assert len(models) == 57 and all(len(r.scores) <= 57 for r in a57)
+    assert sum(len(r.scores) < 57 for r in a57) > 0  # empty cells leave a model out
+    assert all(r.tags == [subsets[r.id]] for r in a57)
+    assert set(subsets.values()) == {"helpful_base", "koala", "oasst", "selfinstruct", "vicuna"}
+
+    a11 = read_routing(built / "routing/alpaca_eval_11.jsonl")
+    assert len(a11) == 805 and all(r.responses and set(r.responses) == set(r.scores) for r in a11)
+    assert all(r.tags == [subsets[r.id]] for r in a11)
+
+    gsm = read_routing(built / "routing/gsm8k_2.jsonl")
+    assert len(gsm) == 1319 and all(r.tags == ["gsm8k"] and len(r.scores) == 2 and r.responses for r in gsm)
+    assert all(set(r.scores.values()) <= {0.0, 1.0} for r in gsm)
+    gpt4 = sum(r.scores["gpt-4-1106-preview"] for r in gsm) / len(gsm)
+    assert gpt4 == pytest.approx(0.857, abs=0.002)  # matches SOURCE.md
+
+    he = read_routing(built / "routing/humaneval.jsonl")
+    assert len(he) == 164 and all(len(r.scores) == 35 and set(r.responses) == set(r.scores) for r in he)
+    assert sum(r.scores["gpt4"] for r in he) / 164 == pytest.approx(0.860, abs=0.005)
+
+    cac = read_routing(built / "routing/can_ai_code.jsonl")
+    assert len(cac) == 34 and all(len(r.tags) == 2 and all(0 <= s <= 1 for s in r.scores.values()) for r in cac)
+
+
+@needs_data
+def test_a_query_has_the_same_split_in_pairs_and_routing_tables(built, by_domain) -> None:
+    """Single-turn prompts are the routing queries' text, so split_of agrees for both."""
+    pair_split = {p.prompt: split_of(p.prompt) for d in ("chat", "math", "code") for p in by_domain[d]}
+    for table in ("alpaca_eval_57", "alpaca_eval_11", "gsm8k_2", "humaneval", "can_ai_code"):
+        queries = [r.query for r in read_routing(built / "routing" / f"{table}.jsonl")]
+        matched = [q for q in queries if q in pair_split]
+        assert len(matched) > 0.3 * len(queries), table
+        assert all(pair_split[q] == split_of(q) for q in matched)
+
+
+@needs_data
+def test_rebuilding_one_domain_gives_the_same_pairs(built, by_domain, tmp_path) -> None:
+    report = build_dataset(DATA, tmp_path, domains="summarization", routing=False)
+    again = [p for pairs in report.splits.values() for p in pairs]
+    assert sorted(p.id for p in again) == sorted(p.id for p in by_domain["summarization"])
+    assert not (tmp_path / "routing").exists()
+
+
+@needs_data
+def test_stories_domain_builds_on_request(tmp_path) -> None:
+    report = build_dataset(DATA, tmp_path, domains=["stories"], routing=False)
+    counts = report.counts()
+    assert set(counts) == {"stories"} and all(counts["stories"][s] > 0 for s in SPLITS)
+    assert counts["stories"]["total"] > 800
+
+
+# ---------------------------------------------------------------- missing sources
+
+@needs_data
+def test_missing_source_names_the_file_and_the_url(tmp_path) -> None:
+    partial = tmp_path / "data"
+    shutil.copytree(DATA / "lm-sys-RouteLLM", partial / "lm-sys-RouteLLM")
+    with pytest.raises(SourceMissingError) as info:
+        build_dataset(partial, tmp_path / "out", domains="math,safety", routing=False)
+    msg = str(info.value)
+    assert "anthropic-hh-rlhf/harmless-base-test.jsonl.gz" in msg and "https://github.com/anthropics/hh-rlhf" in msg
+
+    warnings: list[str] = []
+    report = build_dataset(partial, tmp_path / "out", domains="math,safety", skip_missing=True, warn=warnings.append)
+    assert report.counts()["math"]["total"] == 478 and report.counts()["safety"]["total"] == 0
+    assert [s["builder"] for s in report.skipped][:1] == ["hh-rlhf"]
+    assert "gsm8k_2" in report.routing and "humaneval" not in report.routing
+    assert any("https://github.com/tatsu-lab/alpaca_eval" in w for w in warnings)
+    assert json.loads((tmp_path / "out/SUMMARY.json").read_text())["skipped"][0]["builder"] == "hh-rlhf"
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli_build_help_has_examples() -> None:
+    result = runner.invoke(app, ["data", "build", "--help"])
+    assert result.exit_code == 0
+    assert "--source" in result.output and "--skip-missing" in result.output and "Examples" in result.output
+    for cmd in ("validate", "stats", "sources"):
+        sub = runner.invoke(app, ["data", cmd, "--help"])
+        assert sub.exit_code == 0 and "Examples" in sub.output
+
+
+def test_cli_validate_bad_file_exits_2_with_file_and_line(tmp_path) -> None:
+    path = tmp_path / "bad.jsonl"
+    good = {"id": "a", "prompt": "p", "chosen": "c", "rejected": "r", "domain": "chat"}
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "b", "chosen": None}) + "\n{oops\n")
+    result = runner.invoke(app, ["data", "validate", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:2 field 'chosen':" in _flat(result.output)
+
+    result = runner.invoke(app, ["data", "validate", str(path), "--skip-bad", "--json"])
+    assert result.exit_code == 0
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["rows"], report["skipped"], report["kind"]) == (1, 2, "pairs")
+
+
+@needs_data
+def test_cli_build_missing_source_exits_2(tmp_path) -> None:
+    partial = tmp_path / "data"
+    shutil.copytree(DATA / "lm-sys-RouteLLM", partial / "lm-sys-RouteLLM")
+    result = runner.invoke(app, ["data", "build", "--source", str(partial), "--out", str(tmp_path / "out"),
+                                 "--domains", "safety"])
+    assert result.exit_code == 2
+    assert "harmless-base-test.jsonl.gz" in _flat(result.output) and "github.com/anthropics/hh-rlhf" in result.output
+    ok = runner.invoke(app, ["data", "build", "--source", str(partial), "--out", str(tmp_path / "out"),
+                             "--domains", "math", "--skip-missing", "--json"])
+    assert ok.exit_code == 0
+    assert json.loads(ok.stdout.strip().splitlines()[-1])["pairs"]["math"]["total"] == 478
+
+
+@needs_data
+def test_cli_stats_and_validate_on_built_data(built) -> None:
+    result = runner.invoke(app, ["data", "stats", str(built / "prefs/test.jsonl"), "--json"])
+    assert result.exit_code == 0
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(DEFAULT_DOMAINS) <= set(stats) and 0 <= stats["all"]["longer_wins"] <= 1
+    result = runner.invoke(app, ["data", "validate", str(built / "routing/gsm8k_2.jsonl"), "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout.strip().splitlines()[-1])["kind"] == "routing"

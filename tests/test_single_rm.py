@@ -1,0 +1,94 @@
+"""The baseline reward model: trains, saves atomically, reloads to identical rewards."""
+
+import json
+
+import pytest
+import torch
+
+from rewardroute.backbone import BackboneConfig
+from rewardroute.errors import CheckpointError
+from rewardroute.reward import load_model, save_model
+from rewardroute.reward.reward_config import RewardTrainingConfig
+from rewardroute.reward.reward_trainer import cap_pairs, train_reward_model
+from rewardroute.reward.single import SingleConfig, SingleRewardModel
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, request):
+    from rewardroute.data.schemas import PreferencePair
+    pairs = []
+    for i in range(24):
+        pairs.append(PreferencePair(id=f"m{i}", prompt=f"What is {i} plus {i}?", chosen=f"{i} plus {i} is {2 * i}.",
+                                    rejected="No idea, sorry.", domain="math"))
+        pairs.append(PreferencePair(id=f"c{i}", prompt=f"Say something kind about topic {i}.",
+                                    chosen=f"Topic {i} is wonderful and worth learning about.",
+                                    rejected="Go away.", domain="chat"))
+    out = tmp_path_factory.mktemp("rm") / "single"
+    model = SingleRewardModel.build(SingleConfig(backbone=BackboneConfig(max_length=48), domains=["chat", "math"]))
+    args = RewardTrainingConfig(epochs=2, batch_size=8, lr=1e-4, seed=3)
+    result = train_reward_model(model, pairs[:36], pairs[36:], args, out)
+    return model, out, pairs, result
+
+
+def test_training_learns_the_pairs(trained):
+    model, _, pairs, result = trained
+    assert result.best_epoch >= 1
+    assert len(result.history) == 2
+    r_c = model.score([p.prompt for p in pairs], [p.chosen for p in pairs])
+    r_r = model.score([p.prompt for p in pairs], [p.rejected for p in pairs])
+    assert (r_c > r_r).float().mean().item() >= 0.9
+
+
+def test_save_reload_score_identical(trained):
+    model, out, pairs, _ = trained
+    assert {"config.json", "model.safetensors", "backbone"} <= {p.name for p in out.iterdir()}
+    assert not out.with_name(out.name + ".resume").exists()  # resume state removed after success
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["arch"] == "single" and meta["extra"]["training"]["best_epoch"] >= 1
+    again = load_model(out)
+    prompts, responses = [p.prompt for p in pairs], [p.chosen for p in pairs]
+    assert torch.equal(model.score(prompts, responses), again.score(prompts, responses))
+    # batch size and order must not change a pair's reward beyond float noise
+    shuffled = again.score(prompts[::-1], responses[::-1], batch_size=5).flip(0)
+    assert torch.allclose(shuffled, model.score(prompts, responses), atol=1e-5)
+
+
+def test_checkpoint_errors_say_why(trained, tmp_path):
+    _, out, _, _ = trained
+    with pytest.raises(CheckpointError, match="not a checkpoint directory"):
+        load_model(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_model(tmp_path)
+    with pytest.raises(CheckpointError, match="is a 'single' reward model, not 'arliss'"):
+        load_model(out, expect_arch="arliss")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((out / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="cannot read weights"):
+        load_model(broken)
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="malformed JSON"):
+        load_model(broken)
+
+
+def test_save_is_atomic_on_failure(trained, tmp_path, monkeypatch):
+    model, _, _, _ = trained
+    target = tmp_path / "ckpt"
+    save_model(model, target)
+    before = sorted(p.name for p in target.iterdir())
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr("rewardroute.reward.checkpoint.write_meta", boom)
+    with pytest.raises(OSError):
+        save_model(model, target)
+    assert sorted(p.name for p in target.iterdir()) == before  # the old checkpoint is intact
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ckpt")]  # no temp left
+
+
+def test_cap_pairs_is_even_and_deterministic(toy_pairs):
+    capped = cap_pairs(toy_pairs, 10, seed=1)
+    assert len(capped) == 10
+    assert sum(p.domain == "math" for p in capped) == 5
+    assert [p.id for p in capped] == [p.id for p in cap_pairs(toy_pairs, 10, seed=1)]
