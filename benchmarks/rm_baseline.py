@@ -53,6 +53,7 @@ def parse() -> argparse.Namespace:
     if args.quick:
         args.train_per_domain, args.eval_per_domain, args.valid_per_domain = 8, 8, 4
         args.epochs, args.max_length = 1, 64
+        args.out = args.out + "_quick"  # never overwrite the real figures
     return args
 
 
