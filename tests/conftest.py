@@ -8,9 +8,36 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 
 from rewardroute.data.schemas import PreferencePair  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLIC_DATA = Path(os.environ.get("REWARDROUTE_DATA") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def built_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real public data built once per test session (`rewardroute data build`)."""
+    if not PUBLIC_DATA.is_dir():
+        pytest.skip(f"public data not found at {PUBLIC_DATA} (set REWARDROUTE_DATA to the shared/data folder)")
+    from rewardroute.data.build import build_dataset
+    out = tmp_path_factory.mktemp("built")
+    build_dataset(PUBLIC_DATA, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def built_stories(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sixth domain (`stories`, from HANNA) built alone, for adding a domain to a model."""
+    if not PUBLIC_DATA.is_dir():
+        pytest.skip(f"public data not found at {PUBLIC_DATA} (set REWARDROUTE_DATA to the shared/data folder)")
+    from rewardroute.data.build import build_dataset
+    out = tmp_path_factory.mktemp("stories")
+    build_dataset(PUBLIC_DATA, out, domains=["stories"], routing=False)
+    return out
 
 
 @pytest.fixture

@@ -42,12 +42,8 @@ def _flat(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not DATA.is_dir():
-        pytest.skip(f"public data not found at {DATA}")
-    out = tmp_path_factory.mktemp("built")
-    build_dataset(DATA, out)
-    return out
+def built(built_data: Path) -> Path:
+    return built_data
 
 
 @pytest.fixture(scope="module")

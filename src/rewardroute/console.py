@@ -7,7 +7,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 
 # Human output goes to stderr so that `--json` on stdout stays machine-readable.
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # long error lines stay on one line, greppable
 
 
 def progress(transient: bool = False, disable: bool = False) -> Progress:
