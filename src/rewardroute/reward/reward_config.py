@@ -8,9 +8,11 @@ from ..training.args import TrainingArgs
 
 
 class RewardTrainingConfig(TrainingArgs):
-    """Bradley-Terry training. Defaults were chosen on the valid split (see README)."""
+    """Bradley-Terry training. Defaults were chosen on the valid split (see README):
+    lr 1e-4 beat 5e-5 (macro accuracy 0.654 vs 0.644, 2 epochs over 1,000 mixed pairs,
+    256 tokens, MiniLM full fine-tuning)."""
 
-    lr: float = Field(default=5e-5, gt=0)
+    lr: float = Field(default=1e-4, gt=0)
     head_lr: float | None = Field(default=None, gt=0)  # heads learn faster than a pretrained body
     max_pairs: int | None = Field(default=None, ge=1)  # cap, taken evenly across domains
     eval_max_pairs: int | None = Field(default=None, ge=1)  # cap on valid pairs scored each epoch
