@@ -13,6 +13,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from rewardroute.data.schemas import PreferencePair  # noqa: E402
+# Session-wide fixtures defined elsewhere; declared once here so every module shares one
+# pair of llama.cpp servers.
+from support.llama_server import llama_servers  # noqa: E402, F401
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLIC_DATA = Path(os.environ.get("REWARDROUTE_DATA") or REPO.parent / "shared" / "data")

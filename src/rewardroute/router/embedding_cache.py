@@ -1,0 +1,55 @@
+"""A disk cache of frozen-backbone embeddings, keyed by backbone settings and text hash.
+
+With a frozen backbone only the head learns, so the texts need embedding once: cross-
+validation folds, ablations and re-runs then reuse the vectors. One `.npz` file per backbone
+setting holds the text hashes and the vectors; it is rewritten atomically when texts are added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.schemas import Prompt, render_prompt
+from ..io import atomic_path
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def cache_key(router) -> str:
+    """Identifies the vectors a router's backbone produces (name, pooling, length)."""
+    cfg = router.config.backbone.model_dump_json()
+    return hashlib.sha256(cfg.encode("utf-8")).hexdigest()[:16]
+
+
+def cached_embed(router, texts: Sequence[Prompt], cache_dir: str | Path | None, *,
+                 batch_size: int = 64) -> torch.Tensor:
+    """`router.embed(texts)`, reading and filling the cache in `cache_dir` (None: no cache).
+    Only valid for a frozen backbone: a fine-tuned one changes its vectors."""
+    flat = [render_prompt(t) for t in texts]
+    if cache_dir is None or router.config.finetune:
+        return router.embed(flat, batch_size=batch_size)
+    file = Path(cache_dir) / f"emb-{cache_key(router)}.npz"
+    store: dict[str, np.ndarray] = {}
+    if file.exists():
+        with np.load(file) as data:
+            store = dict(zip(data["hashes"].tolist(), data["vectors"]))
+    hashes = [text_hash(t) for t in flat]
+    todo = sorted({h: i for i, h in enumerate(hashes) if h not in store}.values())
+    if todo:
+        if len(todo) > 256:
+            from ..console import console
+            console.print(f"embedding {len(todo)} texts (cached in {file.parent} for next time)", highlight=False)
+        vecs = router.embed([flat[i] for i in todo], batch_size=batch_size).numpy()
+        for i, v in zip(todo, vecs):
+            store[hashes[i]] = v
+        with atomic_path(file) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, hashes=np.array(list(store)), vectors=np.stack(list(store.values())))
+    return torch.from_numpy(np.stack([store[h] for h in hashes]).astype(np.float32))

@@ -1,0 +1,59 @@
+"""Everything a user picks when training a Zooter router (TRL-style: one config object,
+saved beside the weights in the router's `meta`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..backbone import BackboneConfig
+from ..router import RouterTrainingConfig
+
+
+def _head_training() -> RouterTrainingConfig:
+    # A linear head on frozen embeddings: the explicit L2 penalty (head_l2) regularises it,
+    # so AdamW's own decay is off. 40 epochs of batches of 64 converge on ~1k queries.
+    return RouterTrainingConfig(epochs=40, batch_size=64, lr=3e-3, weight_decay=0.0, warmup_ratio=0.05)
+
+
+class LabelConfig(BaseModel):
+    """How scores become target distributions (see `zooter.labels`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # [0, 1]-scaled scores (judge win-probabilities, correctness, min-max-scaled rewards) want a
+    # low temperature: at T=1 softmax over [0, 1] is almost uniform and teaches nothing.
+    temperature: float = Field(default=0.05, gt=0)
+    beta: float = Field(default=0.3, ge=0, le=1)  # Zooter's tag-enhancement weight
+    hard: bool = False  # the paper's hard-label ablation: one-hot on the best model
+    normalize: Literal["none", "minmax", "zscore"] = "minmax"
+    tags: Literal["field", "auto", "none"] = "field"
+    auto_k: int | None = Field(default=None, ge=2)  # k-means k for tags=auto (None: labels.default_k)
+
+
+class ZooterConfig(BaseModel):
+    """Training settings of `rewardroute router train`."""
+
+    model_config = ConfigDict(extra="forbid")
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    models: list[str] | None = None  # route among these (default: every model scored in the data)
+    # Keep only the `candidates` best models by mean training score as routing targets: with
+    # dozens of models most never win often enough to be learnable.
+    candidates: int | None = Field(default=None, ge=1)
+    strict: bool = False  # a record missing a score fails with file:line instead of being skipped
+    backbone: BackboneConfig = Field(default_factory=lambda: BackboneConfig(max_length=128))
+    hidden: int | None = Field(default=None, ge=1)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    training: RouterTrainingConfig = Field(default_factory=_head_training)
+    # Explicit L2 on the head. None: picked by inner cross-validation from `l2_grid`, on the
+    # mean score of the routed model (without it a head on few queries overfits).
+    head_l2: float | None = Field(default=None, ge=0)
+    l2_grid: list[float] = Field(default_factory=lambda: [3e-4, 1e-3, 3e-3, 1e-2])
+    inner_folds: int = Field(default=3, ge=2)
+    # Mix the head with a k-nearest-neighbour estimate over the training queries:
+    # p = (1 - w) * p_head + w * softmax(mean neighbour scores / T). None: w picked by the
+    # same inner cross-validation from `knn_weights`.
+    knn_k: int = Field(default=25, ge=1)
+    knn_weight: float | None = Field(default=None, ge=0, le=1)
+    knn_weights: list[float] = Field(default_factory=lambda: [0.0, 0.5])
+    seed: int = 0

@@ -1,0 +1,1 @@
+"""Helpers shared by tests: real servers on loopback, and their pytest fixtures."""
