@@ -1,19 +1,22 @@
-"""The main job on the shipped defaults (`make demo`).
+"""The main job on the shipped defaults (`make demo`), run as the CLI commands a user would type.
 
-Builds the data from the public sources when needed, trains the baseline reward model on a
-small mixed-domain budget, and prints its test accuracy per domain beside the "longer response
-wins" heuristic. Every setting is a field of `DemoConfig`.
+1. `data build`: the public sources into preference pairs and routing tables (when missing).
+2. `rm train` + `rm eval`: the baseline reward model on a small mixed-domain budget, its test
+   accuracy per domain beside the "longer response wins" heuristic.
+3. `router train` + `router eval` + `router route`: a Zooter router over the 57 AlpacaEval
+   models (judge win-probabilities as rewards), against best-single, kNN, MLP, random and
+   the oracle on held-out instructions.
+Every setting is a field of `DemoConfig`; each step prints the command it runs.
 """
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .backbone import BackboneConfig
 from .console import console
-from .reward.reward_config import RewardTrainingConfig
 
 
 class DemoConfig(BaseModel):
@@ -21,37 +24,76 @@ class DemoConfig(BaseModel):
 
     data: Path = Path("data")
     out: Path = Path("runs/demo")
-    backbone: BackboneConfig = Field(default_factory=lambda: BackboneConfig(max_length=192))
-    train_per_domain: int = 120
-    valid_per_domain: int = 20
-    test_per_domain: int = 60
-    training: RewardTrainingConfig = Field(default_factory=lambda: RewardTrainingConfig(epochs=1, lr=1e-4))
+    arch: str = "single"
+    backbone: str = "all-MiniLM-L6-v2"
+    max_length: int = Field(default=192, ge=16)
+    epochs: int = Field(default=1, ge=1)
+    lr: float = Field(default=1e-4, gt=0)
+    train_per_domain: int = Field(default=120, ge=1)
+    valid_per_domain: int = Field(default=20, ge=1)
+    test_per_domain: int = Field(default=60, ge=1)
+    routing_table: str = "alpaca_eval_57"
+    queries: list[str] = Field(default_factory=lambda: [
+        "Write a Python function that checks whether a string is a palindrome.",
+        "What are some tips for a first trip to Japan?",
+    ])
 
 
-def run_demo(cfg: DemoConfig) -> dict:
+def run_cli(args: list[str]) -> None:
+    """Run one `rewardroute` command in this process, echoing it first."""
+    from .cli import app
+    from .errors import RewardRouteError
+
+    console.print(f"[bold cyan]$ rewardroute {shlex.join(args)}[/]", highlight=False)
+    try:
+        app(args=args, standalone_mode=False)
+    except SystemExit as e:  # typer.Exit from a failing command
+        if e.code:
+            raise RewardRouteError(f"`rewardroute {shlex.join(args)}` failed (exit {e.code})") from None
+
+
+def run_demo(cfg: DemoConfig) -> None:
     from .data.ensure import ensure_built
-    from .data.readers import read_pairs
-    from .eval.pairwise import evaluate_reward_model
-    from .eval.report import print_accuracy_table
-    from .reward.reward_trainer import cap_per_domain, train_reward_model
-    from .reward.single import SingleConfig, SingleRewardModel
 
-    data = ensure_built(cfg.data)
-    seed = cfg.training.seed
+    if not (cfg.data / "prefs" / "train.jsonl").exists():
+        console.rule("[bold]1. data")
+        ensure_built(cfg.data)
+    slices = write_slices(cfg)
 
-    def read(split: str, n: int):
-        return [p for ps in cap_per_domain(read_pairs(data / "prefs" / f"{split}.jsonl"), n, seed).values() for p in ps]
+    console.rule("[bold]2. reward model")
+    rm_dir = cfg.out / f"rm-{cfg.arch}"
+    run_cli(["rm", "train", "--arch", cfg.arch, "--train", str(slices["train"]), "--valid", str(slices["valid"]),
+             "--out", str(rm_dir), "--backbone", cfg.backbone, "--max-length", str(cfg.max_length),
+             "--epochs", str(cfg.epochs), "--lr", str(cfg.lr)])
+    run_cli(["rm", "eval", "--model", str(rm_dir), "--data", str(slices["test"])])
 
-    train, valid, test = read("train", cfg.train_per_domain), read("valid", cfg.valid_per_domain), read("test", cfg.test_per_domain)
-    console.rule("[bold]1. baseline reward model (single, all domains mixed)")
-    console.print(f"{len(train)} training pairs, {len(valid)} valid, {len(test)} test; backbone "
-                  f"{cfg.backbone.name_or_path}, {cfg.backbone.max_length} tokens")
-    model = SingleRewardModel.build(SingleConfig(backbone=cfg.backbone, domains=sorted({p.domain for p in train})))
-    out = cfg.out / "rm-single"
-    train_reward_model(model, train, valid, cfg.training, out)
-    result = evaluate_reward_model(model, test)
-    print_accuracy_table({"single (mixed)": result["accuracy"], "longer response wins": result["length_baseline"]},
-                         title=f"test accuracy ({result['pairs']} pairs)")
-    console.print(f"model saved to {out}; {result['pairs_per_second']:.1f} pairs/s; "
-                  f"{result['params']['total'] / 1e6:.1f}M parameters")
-    return result
+    console.rule("[bold]3. Zooter: route each query to one of the LLMs")
+    router_dir = cfg.out / f"zooter-{cfg.routing_table}"
+    run_cli(["router", "train", "--data", str(slices["route_train"]), "--out", str(router_dir)])
+    run_cli(["router", "eval", "--router", str(router_dir), "--data", str(slices["route_test"]),
+             "--train", str(slices["route_train"])])
+    run_cli(["router", "route", "--router", str(router_dir), *[a for q in cfg.queries for a in ("--query", q)]])
+    console.print(f"[bold green]done.[/] models in {cfg.out}; next: `rewardroute serve --config examples/serve.yaml`")
+
+
+def write_slices(cfg: DemoConfig) -> dict[str, Path]:
+    """Capped per-domain pair files and a hash split of the routing table, under `cfg.out`."""
+    from .data.readers import read_pairs, read_routing
+    from .data.schemas import render_prompt
+    from .data.split import split_of
+    from .io import write_jsonl_atomic
+    from .reward.reward_trainer import cap_per_domain
+
+    out: dict[str, Path] = {}
+    caps = {"train": cfg.train_per_domain, "valid": cfg.valid_per_domain, "test": cfg.test_per_domain}
+    for split, cap in caps.items():
+        by = cap_per_domain(read_pairs(cfg.data / "prefs" / f"{split}.jsonl"), cap, seed=0)
+        out[split] = cfg.out / f"pairs-{split}.jsonl"
+        write_jsonl_atomic(out[split], [p for d in sorted(by) for p in by[d]])
+    records = read_routing(cfg.data / "routing" / f"{cfg.routing_table}.jsonl")
+    # the same hash split as the pairs: train+valid instructions train the router, test ones judge it
+    out["route_train"] = cfg.out / "routing-train.jsonl"
+    out["route_test"] = cfg.out / "routing-test.jsonl"
+    write_jsonl_atomic(out["route_train"], [r for r in records if split_of(render_prompt(r.query)) != "test"])
+    write_jsonl_atomic(out["route_test"], [r for r in records if split_of(render_prompt(r.query)) == "test"])
+    return out
