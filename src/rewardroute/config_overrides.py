@@ -15,16 +15,22 @@ import yaml
 from .errors import ConfigError
 
 
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """The parsed YAML (or JSON) in `path`; a ConfigError names the file when it is missing or
+    malformed. The one place rewardroute reads a settings file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: cannot parse ({e})") from None
+
+
 def load_config_file(path: str | Path | None) -> dict[str, Any]:
     if path is None:
         return {}
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: cannot parse ({e})") from None
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data

@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigError
@@ -52,13 +51,10 @@ class BackendConfig(BaseModel):
 
 def load_backends(path: str | Path) -> list[BackendConfig]:
     """Read backends from YAML/JSON: a list, or a mapping with a `backends:` list."""
+    from ..config_overrides import read_yaml
+
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: backends file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: cannot parse ({e})") from None
+    data = read_yaml(path, "backends file")
     items = data.get("backends") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{path}: expected a non-empty `backends:` list")

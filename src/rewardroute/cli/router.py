@@ -37,17 +37,11 @@ def _split(values: Optional[list[str]]) -> list[str]:
 
 def load_costs(path: Path) -> dict[str, float]:
     """Model -> cost per query from a YAML/JSON mapping, or the prices of a backends file."""
-    import yaml
-
     from ..backends.config import load_backends
+    from ..config_overrides import read_yaml
     from ..errors import ConfigError
 
-    if not path.exists():
-        raise ConfigError(f"{path}: costs file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: cannot parse ({e})") from None
+    data = read_yaml(path, "costs file")
     if isinstance(data, list) or (isinstance(data, dict) and "backends" in data):
         return {b.name: b.cost_per_1k_tokens for b in load_backends(path)}
     if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):

@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ..backends.config import BackendConfig, load_backends
+from ..config_overrides import read_yaml
 from ..errors import ConfigError
 from .precision import Precision
 
@@ -196,12 +196,7 @@ def parse_serve_config(data: dict, base_dir: str | Path = ".", source: str = "se
 def load_serve_config(path: str | Path) -> ServeConfig:
     """Read and validate `serve.yaml`; a ConfigError names the file and the field."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: serve config not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: cannot parse ({e})") from None
+    data = read_yaml(path, "serve config")
     return parse_serve_config(data or {}, path.parent, str(path))
 
 
