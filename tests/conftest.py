@@ -16,6 +16,7 @@ from rewardroute.data.schemas import PreferencePair  # noqa: E402
 # Session-wide fixtures defined elsewhere; declared once here so every module shares one
 # pair of llama.cpp servers.
 from support.llama_server import llama_servers  # noqa: E402, F401
+from support.toy_data import toy_pairs as make_toy_pairs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLIC_DATA = Path(os.environ.get("REWARDROUTE_DATA") or REPO.parent / "shared" / "data")
@@ -46,11 +47,4 @@ def built_stories(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def toy_pairs() -> list[PreferencePair]:
     """Small, learnable pairs in two domains (unit tests only; real data is tested elsewhere)."""
-    pairs = []
-    for i in range(24):
-        pairs.append(PreferencePair(id=f"m{i}", prompt=f"What is {i} plus {i}?", chosen=f"{i} plus {i} is {2 * i}.",
-                                    rejected="No idea, sorry.", domain="math"))
-        pairs.append(PreferencePair(id=f"c{i}", prompt=f"Say something kind about topic {i}.",
-                                    chosen=f"Topic {i} is wonderful and worth learning about.",
-                                    rejected="Go away.", domain="chat"))
-    return pairs
+    return make_toy_pairs(24)

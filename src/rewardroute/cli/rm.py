@@ -69,6 +69,7 @@ def train(
     pooling: Annotated[Optional[str], typer.Option(help="auto, mean, cls or last.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML/JSON file with model: and training: sections.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one setting: section.key=value.")] = None,
+    soft: Annotated[bool, typer.Option(help="rodos: weight every domain model's reward by the router's probability.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows (reported) instead of failing.")] = False,
 ) -> None:
     """Train a reward model on preference pairs and save it to OUT."""
@@ -77,6 +78,8 @@ def train(
         from ..data.readers import ReadReport, read_pairs
         from ..reward.reward_trainer import train_reward_model
 
+        if soft:
+            set_ = [*(set_ or []), "model.soft=true"]
         cls, model_cfg, train_cfg = _model_and_training(
             arch, config, set_, backbone=backbone, max_length=max_length, pooling=pooling,
             epochs=epochs, max_pairs=max_pairs, seed=seed, lr=lr, batch_size=batch_size)
@@ -114,6 +117,7 @@ def eval_(
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
     max_pairs: Annotated[Optional[int], typer.Option(help="Evaluate on at most this many pairs (even across domains).")] = None,
     oracle_domain: Annotated[bool, typer.Option(help="Routed models: use the true domain instead of the router.")] = False,
+    soft: Annotated[Optional[bool], typer.Option("--soft/--hard", help="rodos: mix every domain model's reward by the router's probabilities (--soft) or use the top domain's model (--hard); default: as trained.")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows instead of failing.")] = False,
 ) -> None:
     """Pairwise accuracy (overall and per domain), parameters and throughput."""
@@ -126,6 +130,8 @@ def eval_(
 
         pairs = cap_pairs(_read(read_pairs, data, skip_bad), max_pairs, seed=0)
         rm = load_model(model)
+        if soft is not None:
+            _set_soft(rm, soft)
         result = evaluate_reward_model(rm, pairs, batch_size=batch_size, oracle_domain=oracle_domain)
         if json_:
             print_json(result)
@@ -156,3 +162,76 @@ def score(
         n = score_file(load_model(model), input_, output, batch_size=batch_size)
         from ..console import console
         console.print(f"scored {n} rows -> {output}")
+
+
+def _set_soft(rm, soft: bool) -> None:
+    from ..errors import ConfigError
+
+    if "soft" not in type(rm.config).model_fields:
+        raise ConfigError(f"--soft/--hard apply to rodos models; this one is '{rm.arch}'")
+    rm.config = rm.config.model_copy(update={"soft": soft})
+
+
+@app.command("add-domain", epilog="""
+Examples:
+
+  rewardroute data build --out data --domains stories    # or any pairs whose domain is NAME
+
+  rewardroute rm add-domain --model runs/rodos --domain stories --train stories/prefs/train.jsonl --valid stories/prefs/valid.jsonl
+
+  rewardroute rm add-domain --model runs/arliss --domain stories --train T --valid V --out runs/arliss+stories
+
+rodos gains a new `single` domain model, arliss a new LoRA adapter with its head; the router
+gains one output, fitted on the routing prompts the checkpoint keeps for its old domains plus
+the new domain's prompts. Existing domain models, adapters and router outputs are not changed.
+Training settings default to those the model was trained with; flags and --set override them.
+""")
+def add_domain(
+    model: Annotated[Path, typer.Option(help="rodos or arliss checkpoint directory.")] = ...,
+    domain: Annotated[str, typer.Option(help="Name of the new domain (the `domain` field of its pairs).")] = ...,
+    train_file: Annotated[Path, typer.Option("--train", help="Training pairs; those of DOMAIN are used.")] = ...,
+    valid_file: Annotated[Optional[Path], typer.Option("--valid", help="Validation pairs of DOMAIN.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to save (default: replace MODEL, atomically).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+    max_pairs: Annotated[Optional[int], typer.Option(help="Cap on the new domain's training pairs.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate (rodos; arliss adapters use the model's adapter_lr).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Pairs per step.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one training setting: training.key=value.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows instead of failing.")] = False,
+) -> None:
+    """Add a domain to a rodos or arliss model without retraining its existing experts."""
+    with cli_errors():
+        from pydantic import ValidationError
+
+        from ..config_overrides import apply_overrides
+        from ..console import console
+        from ..data.readers import read_pairs
+        from ..errors import ConfigError
+        from ..reward.add_domain import add_domain_to_checkpoint
+        from ..reward.checkpoint import read_reward_meta
+        from ..reward.reward_config import RewardTrainingConfig
+
+        trained = (read_reward_meta(model).get("extra") or {}).get("training", {}).get("args", {})
+        cfg = apply_overrides({"training": dict(trained)}, set_)
+        unknown = sorted(set(cfg) - {"training"})
+        if unknown:
+            raise ConfigError(f"add-domain takes training settings only (--set training.key=value), not {unknown}")
+        train_cfg = cfg["training"]
+        for key, value in (("epochs", epochs), ("max_pairs", max_pairs), ("seed", seed), ("lr", lr),
+                           ("batch_size", batch_size)):
+            if value is not None:
+                train_cfg[key] = value
+        try:
+            args = RewardTrainingConfig.model_validate(train_cfg)
+        except ValidationError as e:
+            raise ConfigError(f"invalid settings: {e}") from None
+        pairs = _read(read_pairs, train_file, skip_bad)
+        valid = _read(read_pairs, valid_file, skip_bad) if valid_file else []
+        result = add_domain_to_checkpoint(model, domain, pairs, valid, args, out)
+        if json_:
+            print_json(result)
+        else:
+            console.print(f"added domain [bold]{domain}[/] to the {result['arch']} model -> {result['out']} "
+                          f"(domains: {', '.join(result['domains'])})")

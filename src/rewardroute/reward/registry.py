@@ -10,6 +10,9 @@ from .base import RewardModel
 # name -> "module:Class"; imported on first use so `rewardroute --help` stays fast.
 REWARD_MODELS: dict[str, str] = {
     "single": "rewardroute.reward.single:SingleRewardModel",
+    "more": "rewardroute.reward.more:MoRERewardModel",
+    "rodos": "rewardroute.reward.rodos:RodosRewardModel",
+    "arliss": "rewardroute.reward.arliss:ArlissRewardModel",
 }
 
 
