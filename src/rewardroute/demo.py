@@ -1,8 +1,9 @@
 """The main job on the shipped defaults (`make demo`), run as the CLI commands a user would type.
 
 1. `data build`: the public sources into preference pairs and routing tables (when missing).
-2. `rm train` + `rm eval`: the baseline reward model on a small mixed-domain budget, its test
-   accuracy per domain beside the "longer response wins" heuristic.
+2. `rm train` + `rm eval`: the baseline reward model (`single`) and ARLISS (one frozen backbone,
+   LoRA router and per-domain reward adapters) on a small mixed-domain budget, each with its
+   test accuracy per domain beside the "longer response wins" heuristic.
 3. `router train` + `router eval` + `router route`: a Zooter router over the 57 AlpacaEval
    models (judge win-probabilities as rewards), against best-single, kNN, MLP, random and
    the oracle on held-out instructions.
@@ -24,7 +25,7 @@ class DemoConfig(BaseModel):
 
     data: Path = Path("data")
     out: Path = Path("runs/demo")
-    arch: str = "single"
+    archs: list[str] = Field(default_factory=lambda: ["single", "arliss"], min_length=1)
     backbone: str = "all-MiniLM-L6-v2"
     max_length: int = Field(default=192, ge=16)
     epochs: int = Field(default=1, ge=1)
@@ -60,12 +61,13 @@ def run_demo(cfg: DemoConfig) -> None:
         ensure_built(cfg.data)
     slices = write_slices(cfg)
 
-    console.rule("[bold]2. reward model")
-    rm_dir = cfg.out / f"rm-{cfg.arch}"
-    run_cli(["rm", "train", "--arch", cfg.arch, "--train", str(slices["train"]), "--valid", str(slices["valid"]),
-             "--out", str(rm_dir), "--backbone", cfg.backbone, "--max-length", str(cfg.max_length),
-             "--epochs", str(cfg.epochs), "--lr", str(cfg.lr)])
-    run_cli(["rm", "eval", "--model", str(rm_dir), "--data", str(slices["test"])])
+    for arch in cfg.archs:
+        console.rule(f"[bold]2. reward model: {arch}")
+        rm_dir = cfg.out / f"rm-{arch}"
+        run_cli(["rm", "train", "--arch", arch, "--train", str(slices["train"]), "--valid", str(slices["valid"]),
+                 "--out", str(rm_dir), "--backbone", cfg.backbone, "--max-length", str(cfg.max_length),
+                 "--epochs", str(cfg.epochs), "--lr", str(cfg.lr)])
+        run_cli(["rm", "eval", "--model", str(rm_dir), "--data", str(slices["test"])])
 
     console.rule("[bold]3. Zooter: route each query to one of the LLMs")
     router_dir = cfg.out / f"zooter-{cfg.routing_table}"

@@ -16,13 +16,13 @@ Examples:
 
   rewardroute demo
 
-  rewardroute demo --config demo.yaml --set train_per_domain=400
+  rewardroute demo --config demo.yaml --set train_per_domain=400 --set 'archs=[single]'
 """)
     def demo(
         config: Annotated[Optional[Path], typer.Option(help="YAML/JSON with DemoConfig fields.")] = None,
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one setting: key=value.")] = None,
     ) -> None:
-        """Build the data, train the baseline reward model, print its accuracy table."""
+        """Build the data, train the baseline and ARLISS reward models (accuracy tables), then a Zooter router."""
         with cli_errors():
             from ..config_overrides import apply_overrides, load_config_file
             from ..demo import DemoConfig, run_demo
