@@ -123,7 +123,7 @@ def main() -> None:
               + markdown_table(rows, columns=cols)
               + f"\nMixed model: trained {mixed['train_seconds'] / 60:.1f} min, scores "
               f"{mixed['pairs_per_second']:.1f} pairs/s. Where the length heuristic still wins: "
-              f"{loses or 'nowhere'}.\n\n![accuracy]({Path('results') / png.name})\n")
+              f"{', '.join(f'{d} (by {v:.3f})' for d, v in loses.items()) or 'nowhere'}.\n\n![accuracy]({Path('results') / png.name})\n")
         update_results_section(args.out, md)
     emit(out)
 
