@@ -28,7 +28,7 @@ class DemoConfig(BaseModel):
     archs: list[str] = Field(default_factory=lambda: ["single", "arliss"], min_length=1)
     backbone: str = "all-MiniLM-L6-v2"
     max_length: int = Field(default=192, ge=16)
-    epochs: int = Field(default=1, ge=1)
+    epochs: int = Field(default=2, ge=1)
     lr: float = Field(default=1e-4, gt=0)
     train_per_domain: int = Field(default=120, ge=1)
     valid_per_domain: int = Field(default=20, ge=1)
