@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from rewardroute.backbone import BackboneConfig
-from rewardroute.bench import command_line, emit, machine, peak_rss_mb, results_dir, save_json, update_results_section
+from rewardroute.bench import command_line, machine, peak_rss_mb, publish, results_dir
 from rewardroute.data import read_pairs
 from rewardroute.data.ensure import ensure_built
 from rewardroute.eval.pairwise import evaluate_reward_model, length_baseline, macro_average
@@ -111,8 +111,8 @@ def main() -> None:
         "peak_rss_mb": peak_rss_mb(), "total_seconds": time.perf_counter() - t_start,
         "command": command_line(), "machine": machine(),
     }
-    save_json(args.out, out)
     png = accuracy_bars(rows, results_dir() / f"{args.out}.png", title=f"Pairwise accuracy ({args.split})")
+    md = None
     if not args.no_results_md and not args.quick:
         cols = [*domains, "average", "overall"]
         md = (f"## Baseline reward model (`{args.out}`)\n\n"
@@ -124,8 +124,7 @@ def main() -> None:
               + f"\nMixed model: trained {mixed['train_seconds'] / 60:.1f} min, scores "
               f"{mixed['pairs_per_second']:.1f} pairs/s. Where the length heuristic still wins: "
               f"{', '.join(f'{d} (by {v:.3f})' for d, v in loses.items()) or 'nowhere'}.\n\n![accuracy]({Path('results') / png.name})\n")
-        update_results_section(args.out, md)
-    emit(out)
+    publish(args.out, out, md)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 # name -> (alias given to BackboneConfig, budget). The SmolLM2 budget is smaller: a full

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from rewardroute.backbone import Backbone, BackboneConfig
-from rewardroute.bench import command_line, emit, machine, peak_rss_mb, results_dir, save_json, update_results_section
+from rewardroute.bench import command_line, machine, peak_rss_mb, publish, results_dir
 from rewardroute.console import console
 from rewardroute.data.ensure import ensure_built
 from rewardroute.data.readers import read_pairs, read_routing
@@ -476,7 +476,7 @@ def markdown(result: dict[str, Any]) -> str:
                      f"need the responses and a reward model other than the judge (with the judge it is the "
                      f"oracle).\n\n"
                      + methods_table(s, note={"rmr": "n/a: no responses for 57 models"})
-                     + f"\nRouter gap recovered per fold: "
+                     + "\nRouter gap recovered per fold: "
                      + ", ".join(f"{f['gap_recovered']:+.3f}" for f in a["folds"]) + ".\n")
     for key, rm_desc in (("alpaca10", "no chat pairs, so no AlpacaEval instruction is ever seen"),
                          ("alpaca10_chat", "plus the chat pairs of a hash-chosen share of the AlpacaEval "
@@ -566,10 +566,7 @@ def main() -> None:
     result.update(total_seconds=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), command=command_line(),
                   machine=machine())
     result["pngs"] = plots(result, parts)
-    save_json(args.out, result)
-    if not args.no_results_md and not args.quick:
-        update_results_section(args.out, markdown(result))
-    emit(result)
+    publish(args.out, result, None if args.no_results_md or args.quick else markdown(result))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rewardroute.bench import command_line, emit, machine, peak_rss_mb, save_json, update_results_section
+from rewardroute.bench import command_line, machine, peak_rss_mb, publish
 
 HOST = "127.0.0.1"
 TARGET_P50_MS, TARGET_P99_MS = 15.0, 50.0
@@ -547,10 +547,7 @@ def main() -> None:
         "seconds": round(time.time() - t0, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     res["date"] = res["machine"]["date"]
-    save_json(args.out, res)
-    if not args.no_results_md and not args.quick:
-        update_results_section(args.out, markdown(res))
-    emit(res)
+    publish(args.out, res, None if args.no_results_md or args.quick else markdown(res))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,15 @@ def save_json(name: str, obj: Any) -> Path:
     return path
 
 
+def publish(name: str, result: dict[str, Any], markdown: str | None) -> None:
+    """A benchmark's ending: the JSON under results/, its RESULTS.md section (when `markdown`
+    is given: quick runs pass None), and the JSON on stdout."""
+    save_json(name, result)
+    if markdown is not None:
+        update_results_section(name, markdown)
+    emit(result)
+
+
 def emit(obj: Any) -> None:
     """The one JSON object a benchmark prints on stdout."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")

@@ -78,18 +78,21 @@ class LlamaServerSpec:
         return cmd + list(self.extra_args)
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float, *,
+               what: str = "llama.cpp server", probe: str = "/models") -> None:
+    """Poll `url + probe` until it answers 200; fail with the log's tail if the process exits
+    or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited with code {proc.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"{what} exited with code {proc.returncode}:\n{_tail(log)}")
         try:
-            if httpx.get(f"{url}/models", timeout=2.0).status_code == 200:
+            if httpx.get(f"{url}{probe}", timeout=2.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
-    raise TimeoutError(f"llama.cpp server not ready after {timeout_s:.0f}s:\n{_tail(log)}")
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f}s:\n{_tail(log)}")
 
 
 def _tail(log: Path, n: int = 2000) -> str:
@@ -113,7 +116,7 @@ def llama_server(spec: LlamaServerSpec = LlamaServerSpec(), *, timeout_s: float 
             proc = subprocess.Popen(spec.command(smollm2_gguf(), port), stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
             try:
-                _wait_ready(url, proc, log, timeout_s)
+                wait_ready(url, proc, log, timeout_s)
                 yield url
             finally:
                 proc.terminate()

@@ -8,14 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 
-from support.llama_server import HOST, LlamaServerSpec, _wait_ready, free_port, smollm2_gguf
+from support.llama_server import HOST, LlamaServerSpec, free_port, wait_ready, smollm2_gguf
 
 
 @dataclass
@@ -53,7 +51,7 @@ def killable_llama_server(spec: LlamaServerSpec, log_dir: Path) -> Iterator[Proc
         proc = subprocess.Popen(spec.command(smollm2_gguf(), port), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     try:
-        _wait_ready(url, proc, log, 60.0)
+        wait_ready(url, proc, log, 60.0)
         yield Proc(url, proc, log)
     finally:
         _stop(proc)
@@ -76,18 +74,7 @@ def serve_process(config: Path, env: dict[str, str] | None = None, timeout_s: fl
     url = f"http://{HOST}:{port}"
     handle = Proc(url, proc, log)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"rewardroute serve exited with {proc.returncode}:\n{handle.log_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health/live", timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"rewardroute serve not up after {timeout_s:.0f}s:\n{handle.log_text()[-3000:]}")
-            time.sleep(0.25)
+        wait_ready(url, proc, log, timeout_s, what="rewardroute serve", probe="/health/live")
         yield handle
     finally:
         _stop(proc)
