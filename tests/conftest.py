@@ -19,14 +19,14 @@ from support.llama_server import llama_servers  # noqa: E402, F401
 from support.toy_data import toy_pairs as make_toy_pairs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PUBLIC_DATA = Path(os.environ.get("REWARDROUTE_DATA") or REPO.parent / "shared" / "data")
+# The sources ship in the repository: a missing folder is a failure, never a skip.
+PUBLIC_DATA = Path(os.environ.get("REWARDROUTE_DATA") or REPO / "datasets")
 
 
 @pytest.fixture(scope="session")
 def built_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real public data built once per test session (`rewardroute data build`)."""
-    if not PUBLIC_DATA.is_dir():
-        pytest.skip(f"public data not found at {PUBLIC_DATA} (set REWARDROUTE_DATA to the shared/data folder)")
+    assert PUBLIC_DATA.is_dir(), f"public sources not found at {PUBLIC_DATA}"
     from rewardroute.data.build import build_dataset
     out = tmp_path_factory.mktemp("built")
     build_dataset(PUBLIC_DATA, out)
@@ -36,8 +36,7 @@ def built_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def built_stories(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sixth domain (`stories`, from HANNA) built alone, for adding a domain to a model."""
-    if not PUBLIC_DATA.is_dir():
-        pytest.skip(f"public data not found at {PUBLIC_DATA} (set REWARDROUTE_DATA to the shared/data folder)")
+    assert PUBLIC_DATA.is_dir(), f"public sources not found at {PUBLIC_DATA}"
     from rewardroute.data.build import build_dataset
     out = tmp_path_factory.mktemp("stories")
     build_dataset(PUBLIC_DATA, out, domains=["stories"], routing=False)

@@ -30,9 +30,7 @@ from rewardroute.data.split import SPLITS, split_of, split_records
 from rewardroute.errors import SourceMissingError
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("REWARDROUTE_DATA") or REPO.parent / "shared" / "data")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"public data not found at {DATA} "
-                                "(set REWARDROUTE_DATA to the shared/data folder)")
+DATA = Path(os.environ.get("REWARDROUTE_DATA") or REPO / "datasets")
 runner = CliRunner()
 
 
@@ -141,14 +139,12 @@ def test_default_source_dir(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(ENV_SOURCE, str(tmp_path / "elsewhere"))
     assert default_source_dir() == tmp_path / "elsewhere"  # explicit, even when missing
     monkeypatch.delenv(ENV_SOURCE)
-    (tmp_path / "shared" / "data").mkdir(parents=True)
-    (tmp_path / "clone").mkdir()
-    assert default_source_dir(cwd=tmp_path / "clone") == (tmp_path / "shared" / "data").resolve()
+    monkeypatch.chdir(tmp_path)  # found from the package, whatever the working directory
+    assert default_source_dir() == (REPO / "datasets").resolve()
 
 
 # ---------------------------------------------------------------- the built data
 
-@needs_data
 def test_every_domain_has_pairs_in_every_split(splits, built) -> None:
     for split, pairs in splits.items():
         domains = Counter(p.domain for p in pairs)
@@ -164,7 +160,6 @@ def test_every_domain_has_pairs_in_every_split(splits, built) -> None:
     assert "min_gap=1.0" in build_md and "cap_per_task=12" in build_md and "sha256" in build_md
 
 
-@needs_data
 def test_no_prompt_in_two_splits_and_ids_unique(splits) -> None:
     seen: dict[str, str] = {}
     for split, pairs in splits.items():
@@ -179,7 +174,6 @@ def test_no_prompt_in_two_splits_and_ids_unique(splits) -> None:
     assert shares["train"] > 4 * shares["valid"] and shares["valid"] > 0 and shares["test"] > 0
 
 
-@needs_data
 def test_safety_prompts_are_dialogues_ending_on_a_user_turn(by_domain) -> None:
     pairs = by_domain["safety"]
     assert 2200 < len(pairs) <= 2312
@@ -189,7 +183,6 @@ def test_safety_prompts_are_dialogues_ending_on_a_user_turn(by_domain) -> None:
         assert "\n\nHuman:" not in p.chosen and "\n\nAssistant:" not in p.prompt[-1].content
 
 
-@needs_data
 def test_math_chosen_is_the_correct_answer(by_domain) -> None:
     with open(DATA / "lm-sys-RouteLLM/gsm8k/gsm8k_responses.csv", encoding="utf-8", newline="") as f:
         rows = {r["prompt"].strip(): r for r in csv.DictReader(f)}
@@ -204,7 +197,6 @@ def test_math_chosen_is_the_correct_answer(by_domain) -> None:
         assert p.rejected == row[f"{wrong[0]}_response"].strip()
 
 
-@needs_data
 def test_chat_pairs_respect_gap_and_cap(by_domain) -> None:
     with gzip.open(DATA / "tatsu-lab-alpaca_eval/outputs_11_models.jsonl.gz", "rt", encoding="utf-8") as f:
         outputs = {str(r["id"]): r["responses"] for r in map(json.loads, f)}
@@ -221,7 +213,6 @@ def test_chat_pairs_respect_gap_and_cap(by_domain) -> None:
     assert len(per_instruction) > 780  # nearly every instruction contributes
 
 
-@needs_data
 def test_code_pairs_never_pair_one_base_model(by_domain) -> None:
     folder = DATA / "my-other-github-account-llm-humaneval-benchmarks"
     he = HumanEvalRuns.load(folder / "human-eval/HumanEval.jsonl.gz", folder / "exec_results_humaneval_base.jsonl.gz",
@@ -257,7 +248,6 @@ def test_code_pairs_never_pair_one_base_model(by_domain) -> None:
     assert sources["humaneval"] > 1000 and sources["can-ai-code"] > 300
 
 
-@needs_data
 def test_summarization_gaps_meet_the_documented_minimum(by_domain) -> None:
     with gzip.open(DATA / "maiush-PPairS/data/summeval.jsonl.gz", "rt", encoding="utf-8") as f:
         summeval = {(r["article_id"], r["summary_id"]): sum(float(r[a]) for a in ASPECTS) / 4 for r in map(json.loads, f)}
@@ -282,7 +272,6 @@ def test_summarization_gaps_meet_the_documented_minimum(by_domain) -> None:
     assert max(per_article.values()) <= SummEvalPairs.cap_per_article
 
 
-@needs_data
 def test_routing_tables(built) -> None:
     with open(DATA / "tatsu-lab-alpaca_eval/instructions.jsonl", encoding="utf-8") as f:
         subsets = {str(r["id"]): r["dataset"] for r in map(json.loads, f)}
@@ -312,7 +301,6 @@ def test_routing_tables(built) -> None:
     assert len(cac) == 34 and all(len(r.tags) == 2 and all(0 <= s <= 1 for s in r.scores.values()) for r in cac)
 
 
-@needs_data
 def test_a_query_has_the_same_split_in_pairs_and_routing_tables(built, by_domain) -> None:
     """Single-turn prompts are the routing queries' text, so split_of agrees for both."""
     pair_split = {p.prompt: split_of(p.prompt) for d in ("chat", "math", "code") for p in by_domain[d]}
@@ -323,7 +311,6 @@ def test_a_query_has_the_same_split_in_pairs_and_routing_tables(built, by_domain
         assert all(pair_split[q] == split_of(q) for q in matched)
 
 
-@needs_data
 def test_rebuilding_one_domain_gives_the_same_pairs(built, by_domain, tmp_path) -> None:
     report = build_dataset(DATA, tmp_path, domains="summarization", routing=False)
     again = [p for pairs in report.splits.values() for p in pairs]
@@ -331,7 +318,6 @@ def test_rebuilding_one_domain_gives_the_same_pairs(built, by_domain, tmp_path) 
     assert not (tmp_path / "routing").exists()
 
 
-@needs_data
 def test_stories_domain_builds_on_request(tmp_path) -> None:
     report = build_dataset(DATA, tmp_path, domains=["stories"], routing=False)
     counts = report.counts()
@@ -341,7 +327,6 @@ def test_stories_domain_builds_on_request(tmp_path) -> None:
 
 # ---------------------------------------------------------------- missing sources
 
-@needs_data
 def test_missing_source_names_the_file_and_the_url(tmp_path) -> None:
     partial = tmp_path / "data"
     shutil.copytree(DATA / "lm-sys-RouteLLM", partial / "lm-sys-RouteLLM")
@@ -384,7 +369,6 @@ def test_cli_validate_bad_file_exits_2_with_file_and_line(tmp_path) -> None:
     assert (report["rows"], report["skipped"], report["kind"]) == (1, 2, "pairs")
 
 
-@needs_data
 def test_cli_build_missing_source_exits_2(tmp_path) -> None:
     partial = tmp_path / "data"
     shutil.copytree(DATA / "lm-sys-RouteLLM", partial / "lm-sys-RouteLLM")
@@ -398,7 +382,6 @@ def test_cli_build_missing_source_exits_2(tmp_path) -> None:
     assert json.loads(ok.stdout.strip().splitlines()[-1])["pairs"]["math"]["total"] == 478
 
 
-@needs_data
 def test_cli_stats_and_validate_on_built_data(built) -> None:
     result = runner.invoke(app, ["data", "stats", str(built / "prefs/test.jsonl"), "--json"])
     assert result.exit_code == 0

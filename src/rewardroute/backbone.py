@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .errors import ConfigError
@@ -31,6 +31,7 @@ Pooling = Literal["auto", "mean", "cls", "last"]
 class BackboneConfig(BaseModel):
     """Which encoder to load and how to turn its states into one vector."""
 
+    model_config = ConfigDict(extra="forbid")
     name_or_path: str = DEFAULT_BACKBONE
     gguf_file: str | None = None
     pooling: Pooling = "auto"

@@ -8,11 +8,14 @@ training.lr=1e-4` overrides one value. Values are parsed as YAML scalars, so `3`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def read_yaml(path: str | Path, what: str = "config file") -> Any:
@@ -54,3 +57,46 @@ def apply_overrides(base: dict[str, Any], sets: list[str] | None) -> dict[str, A
                 raise ConfigError(f"--set {item!r}: '{part}' is not a section")
         node[parts[-1]] = value
     return base
+
+
+def _valid_keys(cls: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted names a user may set on `cls`, nested settings models included."""
+    out = []
+    for name, f in cls.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += _valid_keys(ann, f"{prefix}{name}.")
+        else:
+            out.append(f"{prefix}{name}")
+    return out
+
+
+def validate_settings(cls: type[M], data: dict[str, Any], *, section: str = "") -> M:
+    """`cls.model_validate(data)`, with errors that name the key a user wrote and, for an unknown
+    key, list the valid ones. The one place settings from files and flags become typed objects."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        prefix = f"{section}." if section else ""
+        problems = []
+        for err in e.errors():
+            where = prefix + ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown setting '{where}'")
+            else:
+                problems.append(f"'{where}': {err['msg']}")
+        msg = "invalid settings: " + "; ".join(problems)
+        if any(err["type"] == "extra_forbidden" for err in e.errors()):
+            msg += ". Valid keys: " + ", ".join(_valid_keys(cls, prefix))
+        raise ConfigError(msg) from None
+
+
+def split_sections(cfg: dict[str, Any], sections: dict[str, type[BaseModel]]) -> dict[str, BaseModel]:
+    """Each named section of a config validated by its class; a key outside every section (e.g.
+    `--set lr=0.5` for `training.lr`) is an error listing the valid keys, never ignored."""
+    unknown = [k for k in cfg if k not in sections]
+    if unknown:
+        valid = [k for name, cls in sections.items() for k in _valid_keys(cls, f"{name}.")]
+        raise ConfigError(f"unknown setting(s) {', '.join(repr(k) for k in unknown)}: settings live in sections "
+                          f"({', '.join(sections)}). Valid keys: {', '.join(valid)}")
+    return {name: validate_settings(cls, dict(cfg.get(name) or {}), section=name) for name, cls in sections.items()}

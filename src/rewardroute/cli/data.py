@@ -20,11 +20,13 @@ app = typer.Typer(
 
 BUILD_EPILOG = """[bold]Examples[/]
 
-  rewardroute data build --source ../shared/data --out data
+  rewardroute data build --out data
 
-  rewardroute data build --domains stories --out data/stories --no-routing
+  rewardroute data build --domains stories --out stories --no-routing
 
-  REWARDROUTE_DATA=/path/to/shared/data rewardroute data build --skip-missing
+  rewardroute data build --source /path/to/datasets --out data --overwrite
+
+  REWARDROUTE_DATA=/path/to/datasets rewardroute data build --out data --skip-missing
 
 Writes OUT/prefs/{train,valid,test}.jsonl, OUT/routing/*.jsonl, OUT/SUMMARY.json and OUT/BUILD.md (the pairing rules)."""
 
@@ -50,7 +52,7 @@ SOURCES_EPILOG = """[bold]Examples[/]
 
   rewardroute data sources
 
-  rewardroute data sources --source ../shared/data --json"""
+  rewardroute data sources --source /path/to/datasets --json"""
 
 
 class Kind(str, Enum):
@@ -68,8 +70,8 @@ def _source(source: Path | None) -> Path:
 @app.command(epilog=BUILD_EPILOG)
 def build(
     source: Annotated[Path | None, typer.Option(
-        help="Folder with the public sources. Default: $REWARDROUTE_DATA, else ../shared/data "
-             "(beside the current dir, then beside the repo).", show_default=False)] = None,
+        help="Folder with the public sources. Default: $REWARDROUTE_DATA, else the datasets/ folder "
+             "of the checkout rewardroute runs from.", show_default=False)] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data"),
     domains: Annotated[str | None, typer.Option(
         help="Comma list of domains. Default: safety,math,chat,code,summarization (also: stories).",
@@ -78,6 +80,7 @@ def build(
     skip_missing: Annotated[bool, typer.Option(
         help="Warn about a missing source and go on, instead of failing.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the capped pair sampling.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace the files of a non-empty output folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print SUMMARY.json to stdout.")] = False,
 ) -> None:
     """Turn the public sources into preference pairs (split 80/10/10 by prompt hash) and routing tables."""
@@ -87,6 +90,7 @@ def build(
     with cli_errors():
         src = _source(source)
         chosen = parse_domains(domains)
+        console.print(f"sources: {src.resolve()}", highlight=False)
         steps = sum(len(PAIR_BUILDERS[d]) for d in chosen) + (len(ROUTING_BUILDERS) if routing else 0)
 
         def warn(msg: str) -> None:
@@ -101,7 +105,7 @@ def build(
                 started[0] += 1
 
             report = build_dataset(src, out, domains=chosen, routing=routing, skip_missing=skip_missing,
-                                   seed=seed, on_step=step, warn=warn)
+                                   seed=seed, overwrite=overwrite, on_step=step, warn=warn)
             bar.update(task, completed=steps, status="done")
         summary = report.summary()
         print_summary(summary, out)

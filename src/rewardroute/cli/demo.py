@@ -24,6 +24,6 @@ Examples:
     ) -> None:
         """Build the data, train the baseline and ARLISS reward models (accuracy tables), then a Zooter router."""
         with cli_errors():
-            from ..config_overrides import apply_overrides, load_config_file
+            from ..config_overrides import apply_overrides, load_config_file, validate_settings
             from ..demo import DemoConfig, run_demo
-            run_demo(DemoConfig.model_validate(apply_overrides(load_config_file(config), set_)))
+            run_demo(validate_settings(DemoConfig, apply_overrides(load_config_file(config), set_)))

@@ -27,30 +27,24 @@ An interrupted run resumes from `<out>.resume/` when started again with the same
 
 
 def _model_and_training(arch: str, config_file: Optional[Path], sets: list[str] | None, **flags):
-    from ..backbone import BackboneConfig
-    from ..config_overrides import apply_overrides, load_config_file
+    from ..config_overrides import apply_overrides, load_config_file, split_sections
     from ..reward.registry import get_arch
     from ..reward.reward_config import RewardTrainingConfig
-    from ..errors import ConfigError
-    from pydantic import ValidationError
 
     cfg = apply_overrides(load_config_file(config_file), sets)
-    model_cfg = dict(cfg.get("model", {}))
-    train_cfg = dict(cfg.get("training", {}))
-    backbone = dict(model_cfg.get("backbone", {}))
+    model_cfg = cfg.setdefault("model", {})
+    train_cfg = cfg.setdefault("training", {})
+    backbone = model_cfg.setdefault("backbone", {})
     for key, name in (("backbone", "name_or_path"), ("max_length", "max_length"), ("pooling", "pooling")):
         if flags.get(key) is not None:
             backbone[name] = flags[key]
-    model_cfg["backbone"] = BackboneConfig(**backbone).model_dump()
     model_cfg["arch"] = arch
     for key in ("epochs", "max_pairs", "seed", "lr", "batch_size"):
         if flags.get(key) is not None:
             train_cfg[key] = flags[key]
     cls = get_arch(arch)
-    try:
-        return cls, cls.config_class.model_validate(model_cfg), RewardTrainingConfig.model_validate(train_cfg)
-    except ValidationError as e:
-        raise ConfigError(f"invalid settings: {e}") from None
+    parts = split_sections(cfg, {"model": cls.config_class, "training": RewardTrainingConfig})
+    return cls, parts["model"], parts["training"]
 
 
 @app.command(epilog=TRAIN_EPILOG)
@@ -88,8 +82,9 @@ def train(
         model_cfg = model_cfg.model_copy(update={"domains": sorted({p.domain for p in pairs})})
         model = cls.build(model_cfg)
         result = train_reward_model(model, pairs, valid, train_cfg, out)
-        console.print(f"saved [bold]{arch}[/] reward model to {out} (best epoch {result.best_epoch}, "
-                      f"valid accuracy {result.best_metric:.4f}, {result.seconds:.0f}s)")
+        valid_note = (f"best epoch {result.best_epoch}, valid accuracy {result.best_metric:.4f}"
+                      if result.best_metric is not None else "no validation set: kept the last epoch")
+        console.print(f"saved [bold]{arch}[/] reward model to {out} ({valid_note}, {result.seconds:.0f}s)")
 
 
 def _read(reader, path: Path, skip_bad: bool):
@@ -175,7 +170,7 @@ def _set_soft(rm, soft: bool) -> None:
 @app.command("add-domain", epilog="""
 Examples:
 
-  rewardroute data build --out data --domains stories    # or any pairs whose domain is NAME
+  rewardroute data build --out stories --domains stories --no-routing   # its own folder; or any pairs whose domain is NAME
 
   rewardroute rm add-domain --model runs/rodos --domain stories --train stories/prefs/train.jsonl --valid stories/prefs/valid.jsonl
 
@@ -203,30 +198,20 @@ def add_domain(
 ) -> None:
     """Add a domain to a rodos or arliss model without retraining its existing experts."""
     with cli_errors():
-        from pydantic import ValidationError
-
-        from ..config_overrides import apply_overrides
+        from ..config_overrides import apply_overrides, split_sections
         from ..console import console
         from ..data.readers import read_pairs
-        from ..errors import ConfigError
         from ..reward.add_domain import add_domain_to_checkpoint
         from ..reward.checkpoint import read_reward_meta
         from ..reward.reward_config import RewardTrainingConfig
 
         trained = (read_reward_meta(model).get("extra") or {}).get("training", {}).get("args", {})
         cfg = apply_overrides({"training": dict(trained)}, set_)
-        unknown = sorted(set(cfg) - {"training"})
-        if unknown:
-            raise ConfigError(f"add-domain takes training settings only (--set training.key=value), not {unknown}")
-        train_cfg = cfg["training"]
         for key, value in (("epochs", epochs), ("max_pairs", max_pairs), ("seed", seed), ("lr", lr),
                            ("batch_size", batch_size)):
             if value is not None:
-                train_cfg[key] = value
-        try:
-            args = RewardTrainingConfig.model_validate(train_cfg)
-        except ValidationError as e:
-            raise ConfigError(f"invalid settings: {e}") from None
+                cfg["training"][key] = value
+        args = split_sections(cfg, {"training": RewardTrainingConfig})["training"]
         pairs = _read(read_pairs, train_file, skip_bad)
         valid = _read(read_pairs, valid_file, skip_bad) if valid_file else []
         result = add_domain_to_checkpoint(model, domain, pairs, valid, args, out)

@@ -171,11 +171,8 @@ def train(
 ) -> None:
     """Train the expert router with the KL loss on tag-enhanced soft labels."""
     with cli_errors():
-        from pydantic import ValidationError
-
-        from ..config_overrides import apply_overrides, load_config_file
+        from ..config_overrides import apply_overrides, load_config_file, validate_settings
         from ..console import console
-        from ..errors import ConfigError
         from ..zooter.train import train_zooter
         from ..zooter.zooter_config import ZooterConfig
 
@@ -202,10 +199,7 @@ def train(
             cfg.setdefault("backbone", {})["name_or_path"] = backbone
         if epochs is not None:
             cfg.setdefault("training", {})["epochs"] = epochs
-        try:
-            zcfg = ZooterConfig.model_validate(cfg)
-        except ValidationError as e:
-            raise ConfigError(f"invalid settings: {e}") from None
+        zcfg = validate_settings(ZooterConfig, cfg)
         table = read_table(data, zcfg.models, zcfg.strict)
         zr, report = train_zooter(table, zcfg, cache_dir=_cache_dir(cache_dir), train_data=str(data.resolve()))
         zr.save(out)

@@ -26,35 +26,39 @@ from .split import RULE as SPLIT_RULE
 from .split import SPLITS, split_records
 
 ENV_SOURCE = "REWARDROUTE_DATA"
+DATASETS_FOLDER = "datasets"  # the shipped public sources, at the repository root
 
 
 # ---------------------------------------------------------------- where the sources are
 
-def source_dir_candidates(cwd: Path | None = None) -> list[Path]:
-    """Where to look for the public data when --source is not given, in order."""
-    cwd = Path.cwd() if cwd is None else cwd
-    out = []
-    if os.environ.get(ENV_SOURCE):
-        out.append(Path(os.environ[ENV_SOURCE]))
-    out.append(cwd / ".." / "shared" / "data")
-    # a clean clone with ../shared beside it (or shared/ inside it), wherever the command runs
+def repository_datasets_dir() -> Path | None:
+    """`datasets/` of the checkout this package runs from (editable install or source tree), if any."""
     for parent in Path(__file__).resolve().parents:
-        if (parent / "pyproject.toml").exists():
-            out += [parent.parent / "shared" / "data", parent / "shared" / "data"]
-            break
+        if (parent / "pyproject.toml").is_file():
+            return parent / DATASETS_FOLDER
+    return None
+
+
+def source_dir_candidates() -> list[Path]:
+    """Where to look for the public sources when --source is not given, in order."""
+    out = [Path(os.environ[ENV_SOURCE])] if os.environ.get(ENV_SOURCE) else []
+    repo = repository_datasets_dir()
+    if repo is not None:
+        out.append(repo)
     return out
 
 
-def default_source_dir(cwd: Path | None = None) -> Path:
-    """$REWARDROUTE_DATA, else ../shared/data (from the current dir, then from the repo root)."""
+def default_source_dir() -> Path:
+    """$REWARDROUTE_DATA, else the repository's `datasets/` (found from the package, not the cwd)."""
     if os.environ.get(ENV_SOURCE):
         return Path(os.environ[ENV_SOURCE])  # explicit: use it even if missing, and say so later
-    for cand in source_dir_candidates(cwd):
+    for cand in source_dir_candidates():
         if cand.is_dir():
             return cand.resolve()
+    looked = ", ".join(str(c) for c in source_dir_candidates()) or "no repository checkout around the package"
     raise SourceMissingError(
-        "no public data folder found (looked for ../shared/data beside the current dir and the repo). "
-        f"Pass --source DIR or set ${ENV_SOURCE}; each folder's SOURCE.md names its origin repository.")
+        f"no public sources found (looked in: {looked}). Pass --source DIR or set ${ENV_SOURCE} to a folder "
+        f"laid out like the repository's {DATASETS_FOLDER}/ (each folder's SOURCE.md names its origin).")
 
 
 # ---------------------------------------------------------------- choosing builders
@@ -139,6 +143,7 @@ class BuildReport:
         counts = self.counts()
         return {
             "rewardroute_version": __version__,
+            "source_dir": str(self.source_dir),
             "seed": self.seed,
             "domains": list(self.domains),
             "split": {"rule": SPLIT_RULE, "train": 80, "valid": 10, "test": 10},
@@ -155,19 +160,32 @@ class BuildReport:
         }
 
 
+def check_output_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse to write into a non-empty folder unless told to: a build replaces `prefs/` wholesale."""
+    if overwrite or not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ConfigError(f"output {out_dir} is a file, not a folder")
+    if any(out_dir.iterdir()):
+        raise ConfigError(f"output folder {out_dir} is not empty: a build would replace its files. "
+                          "Build into a new folder, or pass --overwrite to replace them.")
+
+
 def build_dataset(source_dir: str | Path, out_dir: str | Path, *, domains: str | Sequence[str] | None = None,
-                  routing: bool = True, skip_missing: bool = False, seed: int = 0,
+                  routing: bool = True, skip_missing: bool = False, seed: int = 0, overwrite: bool = False,
                   on_step: Callable[[str], None] | None = None,
                   warn: Callable[[str], None] | None = None) -> BuildReport:
     """Build every requested domain (and the routing tables) from `source_dir` into `out_dir`.
 
     A missing source raises SourceMissingError, or with `skip_missing` is reported through `warn`
-    and left out. `on_step(name)` is called before each builder runs (for a progress bar).
+    and left out. `on_step(name)` is called before each builder runs (for a progress bar). A
+    non-empty `out_dir` is refused unless `overwrite`.
     """
-    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    source_dir, out_dir = Path(source_dir).resolve(), Path(out_dir)
+    check_output_dir(out_dir, overwrite)
     if not source_dir.is_dir():
         raise SourceMissingError(f"source folder {source_dir} does not exist. Pass --source DIR or set "
-                                 f"${ENV_SOURCE} to the folder holding the public data (see DESIGN.md).")
+                                 f"${ENV_SOURCE} to a folder laid out like the repository's {DATASETS_FOLDER}/.")
     report = BuildReport(source_dir=source_dir, out_dir=out_dir, domains=parse_domains(domains), seed=seed)
     on_step = on_step or (lambda _name: None)
     warn = warn or (lambda _msg: None)
@@ -253,7 +271,7 @@ def render_build_md(report: BuildReport) -> str:
         "",
         f"Built by rewardroute {__version__} with seed {report.seed} from the public sources "
         f"(domains: {', '.join(report.domains)}). Rebuild with "
-        f"`rewardroute data build --source <shared/data> --out <dir> --domains {','.join(report.domains)}"
+        f"`rewardroute data build --source <datasets> --out <dir> --domains {','.join(report.domains)}"
         f" --seed {report.seed}`: the output is identical for the same sources and seed.",
         "",
         "## Format",

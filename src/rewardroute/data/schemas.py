@@ -63,11 +63,23 @@ class RoutingRecord(BaseModel):
         return [m for m, s in self.scores.items() if s is not None]
 
 
+# Turns that instruct the assistant rather than ask it something: not part of what is routed or scored.
+INSTRUCTION_ROLES = frozenset({"system", "developer"})
+
+
 def render_prompt(prompt: Prompt) -> str:
-    """Flatten a prompt to text. Messages become 'Role: content' turns, one block each."""
+    """Flatten a prompt to text, the same way whatever its format, for routing and scoring alike.
+
+    A string stays as it is. Messages lose their system/developer turns; one user turn left
+    renders as its bare text (so `"q"` and `[{"role": "user", "content": "q"}]` are the same
+    prompt); a longer conversation becomes 'Role: content' turns, one block each.
+    """
     if isinstance(prompt, str):
         return prompt
-    return "\n\n".join(f"{m.role.capitalize()}: {m.content}" for m in prompt)
+    turns = [m for m in prompt if m.role not in INSTRUCTION_ROLES] or list(prompt)
+    if len(turns) == 1:
+        return turns[0].content
+    return "\n\n".join(f"{m.role.capitalize()}: {m.content}" for m in turns)
 
 
 def last_user_turn(prompt: Prompt) -> str:

@@ -258,7 +258,7 @@ class RoutedRewardModel(RewardModel):
         tr, va = by_domain(train), by_domain(valid)
         for d in self.config.domains:
             history.append(self.fit_expert(d, tr[d], va.get(d, []), part_args, parts))
-        metric = float("nan")
+        metric = None
         if valid:
             from ..eval.pairwise import evaluate_reward_model
             metric = evaluate_reward_model(self, valid, batch_size=args.eval_batch_size)["accuracy"]["overall"]

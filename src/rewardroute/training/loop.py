@@ -30,7 +30,7 @@ EvalFn = Callable[[], float]
 
 @dataclass
 class TrainResult:
-    best_metric: float
+    best_metric: float | None  # None when there was no validation set
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)
     steps: int = 0
@@ -88,7 +88,7 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
     """Train `model` on `items` (batched as plain lists) and leave the best weights in it.
 
     `step_fn(batch) -> (loss, stats)`; `eval_fn() -> metric` (higher is better) runs after
-    every epoch. Without `eval_fn` the last epoch is kept.
+    every epoch. Without `eval_fn` the last epoch is kept and no validation metric is reported.
     """
     if not items:
         raise ValueError("no training items")
@@ -138,20 +138,27 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
                     _save(resume_dir, fp, model, optimizer, scheduler, epoch, step + 1, result, best_state)
                     last_save = time.perf_counter()
             skip_steps = 0
-            metric = eval_fn() if eval_fn is not None else float(epoch)
+            metric = eval_fn() if eval_fn is not None else None
             record = {"epoch": epoch + 1, "valid": metric, **{f"train_{k}": v for k, v in running.items()}}
             result.history.append(record)
-            if metric > result.best_metric:
-                result.best_metric, result.best_epoch = metric, epoch + 1
-                best_state = trainable_state(model)
-            bar.console.print(f"{desc} epoch {epoch + 1}/{args.epochs}: valid={metric:.4f}"
-                              f"{'  (best)' if result.best_epoch == epoch + 1 else ''}", highlight=False)
+            if metric is None:  # no validation set: the last epoch is the one kept
+                result.best_epoch = epoch + 1
+                bar.console.print(f"{desc} epoch {epoch + 1}/{args.epochs} done (no validation set)",
+                                  highlight=False)
+            else:
+                if metric > result.best_metric:
+                    result.best_metric, result.best_epoch = metric, epoch + 1
+                    best_state = trainable_state(model)
+                bar.console.print(f"{desc} epoch {epoch + 1}/{args.epochs}: valid={metric:.4f}"
+                                  f"{'  (best)' if result.best_epoch == epoch + 1 else ''}", highlight=False)
             result.seconds = time.perf_counter() - t0
             if resume_dir is not None and epoch + 1 < args.epochs:
                 _save(resume_dir, fp, model, optimizer, scheduler, epoch + 1, 0, result, best_state)
                 last_save = time.perf_counter()
     if best_state is not None:
         load_trainable(model, best_state)
+    if eval_fn is None:
+        result.best_metric = None
     result.seconds = time.perf_counter() - t0
     model.eval()
     return result
