@@ -34,6 +34,7 @@ class DemoConfig(BaseModel):
     valid_per_domain: int = Field(default=20, ge=1)
     test_per_domain: int = Field(default=60, ge=1)
     routing_table: str = "alpaca_eval_57"
+    serve_port: int = Field(default=8000, ge=1, le=65535)  # in the serve.yaml the demo writes
     queries: list[str] = Field(default_factory=lambda: [
         "Write a Python function that checks whether a string is a palindrome.",
         "What are some tips for a first trip to Japan?",
@@ -75,7 +76,27 @@ def run_demo(cfg: DemoConfig) -> None:
     run_cli(["router", "eval", "--router", str(router_dir), "--data", str(slices["route_test"]),
              "--train", str(slices["route_train"])])
     run_cli(["router", "route", "--router", str(router_dir), *[a for q in cfg.queries for a in ("--query", q)]])
-    console.print(f"[bold green]done.[/] models in {cfg.out}; next: `rewardroute serve --config examples/serve.yaml`")
+    serve_yaml = write_serve_config(cfg, [cfg.out / f"rm-{arch}" for arch in cfg.archs])
+    console.print(f"[bold green]done.[/] models in {cfg.out}. Serve the reward models: "
+                  f"`rewardroute serve --config {serve_yaml}`, then\n  curl -s localhost:{cfg.serve_port}/v1/rewards "
+                  f"-H 'content-type: application/json' -d '{{\"model\": \"{cfg.archs[0]}\", \"input\": "
+                  f"[{{\"prompt\": \"2+2?\", \"response\": \"4\"}}]}}'", highlight=False, markup=False)
+
+
+def write_serve_config(cfg: DemoConfig, rm_dirs: list[Path]) -> Path:
+    """`serve.yaml` for what the demo trained: its reward models behind /v1/rewards. The demo has no
+    LLM endpoints to route to, so the routing proxy is left for the user's own backends."""
+    import yaml
+
+    from .io import write_text_atomic
+
+    path = cfg.out / "serve.yaml"
+    body = {"server": {"port": cfg.serve_port},
+            "rewards": {"models": [{"name": d.name.removeprefix("rm-"), "path": d.name} for d in rm_dirs]}}
+    write_text_atomic(path, "# Written by `rewardroute demo`. Add `backends:` and `router.path: zooter-...` to route\n"
+                            "# chats to your own OpenAI-compatible LLM endpoints (see examples/serve.yaml).\n"
+                      + yaml.safe_dump(body, sort_keys=False))
+    return path
 
 
 def write_slices(cfg: DemoConfig) -> dict[str, Path]:
