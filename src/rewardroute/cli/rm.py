@@ -220,3 +220,31 @@ def add_domain(
         else:
             console.print(f"added domain [bold]{domain}[/] to the {result['arch']} model -> {result['out']} "
                           f"(domains: {', '.join(result['domains'])})")
+
+
+@app.command(epilog="""
+Examples:
+
+  rewardroute rm export --model runs/rm --out runs/rm-hf
+
+Then, in plain transformers (the folder carries its modeling code, hence trust_remote_code):
+
+  model = AutoModelForSequenceClassification.from_pretrained("runs/rm-hf", trust_remote_code=True)
+""")
+def export(
+    model: Annotated[Path, typer.Option(help="A `single` reward-model checkpoint.")] = ...,
+    out: Annotated[Path, typer.Option(help="Folder to write the transformers model to.")] = ...,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Export a `single` reward model as a transformers sequence-classification model (logits[:, 0] = reward)."""
+    with cli_errors():
+        from ..console import console
+        from ..reward.export import export_transformers
+
+        result = export_transformers(model, out)
+        if json_:
+            print_json(result)
+        else:
+            console.print(f"exported {model} -> {out} (pooling {result['pooling']}, max_length {result['max_length']}); "
+                          "load it with AutoModelForSequenceClassification.from_pretrained(..., trust_remote_code=True)",
+                          highlight=False, markup=False)

@@ -302,8 +302,21 @@ class ArlissRewardModel(RoutedRewardModel):
             state = get_peft_model_state_dict(self.peft, adapter_name=name)
             save_file({k: v.detach().contiguous().clone() for k, v in state.items()},
                       str(tmp / "adapter_model.safetensors"))
-            self.peft.peft_config[name].save_pretrained(str(tmp))
+            self._portable_config(name).save_pretrained(str(tmp))
             save_weights(head, tmp / "head.safetensors")
+
+    def _portable_config(self, name: str):
+        """The adapter's LoRA config as PEFT's loaders want it: the base model it belongs on and a
+        task type, so `AutoPeftModelForFeatureExtraction.from_pretrained(adapters/<name>)` finds both."""
+        import copy
+
+        from ..backbone import resolve
+
+        cfg = copy.deepcopy(self.peft.peft_config[name])
+        base, gguf = resolve(self.config.backbone)
+        cfg.base_model_name_or_path = base if gguf is None else self.config.backbone.name_or_path
+        cfg.task_type = "FEATURE_EXTRACTION"  # AutoPeftModelForFeatureExtraction; the head is head.safetensors
+        return cfg
 
     def _load_adapter(self, folder: Path, name: str, head: nn.Module) -> None:
         from peft import get_peft_model_state_dict, set_peft_model_state_dict
