@@ -1,0 +1,1 @@
+"""Glue for the tools ML engineers run beside rewardroute (TRL, OpenRLHF)."""
