@@ -20,6 +20,7 @@ from ..console import console
 from ..errors import ConfigError
 from ..router import ExpertRouter, RouterConfig, fit_router
 from ..router.embedding_cache import cached_embed
+from ..router.head_fit import fit_linear_head, is_linear_head
 from .labels import (Normalizer, ScoreTable, cluster_tags, default_k, hard_labels, kmeans, soft_labels,
                      tag_enhance)
 from .route import KIND, KnnMemory, ZooterRouter, unit_rows
@@ -99,6 +100,8 @@ def new_router(experts: list[str], config: ZooterConfig, backbone: Backbone, met
 
 
 def fit_head(router: ExpertRouter, emb: np.ndarray, targets: np.ndarray, l2: float, config: ZooterConfig):
+    if is_linear_head(router.head):  # convex: solved exactly in one full-batch solve
+        return fit_linear_head(router.head.out, torch.from_numpy(emb).float(), torch.from_numpy(targets).float(), l2)
     args = config.training.model_copy(update={"head_l2": l2, "seed": config.seed, "resume": False})
     texts = [""] * len(emb)  # the frozen path trains on the given embeddings only
     with quiet_console():
