@@ -1,7 +1,8 @@
 """The `human` domain: people's pairwise preferences, built from the shipped files.
 
-The counts asserted here are the ones datasets/allenai-FineGrainedRLHF/SOURCE.md and
-datasets/princeton-nlp-LLMBar/SOURCE.md state; a change to a builder's rules must change both.
+The counts asserted here are the ones the SOURCE.md files of datasets/allenai-FineGrainedRLHF,
+datasets/UKPLab-arxiv2024-lfqa-hallucination and datasets/princeton-nlp-LLMBar, and datasets/README.md,
+state; a change to a builder's rules must change both.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from rewardroute.data.build import build_dataset, longer_wins
 from rewardroute.data.readers import read_pairs
 from rewardroute.data.schemas import render_prompt
 from rewardroute.data.sources import DEFAULT_DOMAINS, PAIR_BUILDERS
-from rewardroute.data.sources.human import LLMBarNaturalPairs, MTBenchHumanPairs, QAFeedbackPairs
+from rewardroute.data.sources.human import (HaluQuestQAPairs, LLMBarNaturalPairs, MTBenchHumanPairs,
+                                             QAFeedbackPairs)
 from rewardroute.data.split import split_records
 from rewardroute.errors import DataError
 
@@ -26,11 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 PUBLIC_DATA = Path(os.environ.get("REWARDROUTE_DATA") or REPO / "datasets")
 
 # source -> (pairs, distinct prompts), as SOURCE.md states
-EXPECTED = {"qa_feedback": (2616, 488), "llmbar_natural": (100, 100), "mt_bench_human": (195, 75)}
+EXPECTED = {"qa_feedback": (2616, 488), "haluquestqa": (698, 698), "llmbar_natural": (100, 100),
+            "mt_bench_human": (195, 75)}
 # split -> (pairs, prompts), as SOURCE.md states; test is the held-out human test
-EXPECTED_SPLITS = {"train": (2336, 528), "valid": (289, 65), "test": (286, 70)}
+EXPECTED_SPLITS = {"train": (2901, 1093), "valid": (374, 150), "test": (334, 118)}
 # split -> share of pairs whose chosen answer is the longer one (the labels' length bias), as SOURCE.md states
-LONGER_WINS = {"train": 0.5248, "valid": 0.5242, "test": 0.5385}
+LONGER_WINS = {"train": 0.5758, "valid": 0.5869, "test": 0.5599}
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +164,16 @@ def test_llmbar_bad_label_names_field(tmp_path):
                                                             "label": 0}])
     with pytest.raises(DataError, match=r"dataset.jsonl.gz:1 field 'label'"):
         LLMBarNaturalPairs().build(tmp_path)
+
+
+def test_haluquestqa_pairs_and_bad_row(tmp_path):
+    rows = [{"source_file": "u1.txt", "question_text": "Why?", "preferred_response": "because",
+             "rejected_response": "no"},
+            {"source_file": "u2.txt", "question_text": "How?", "preferred_response": "same",
+             "rejected_response": "same"}]                                     # identical texts: skipped
+    _write(tmp_path, HaluQuestQAPairs.required_files[0], rows)
+    pairs = HaluQuestQAPairs().build(tmp_path)
+    assert [(p.id, p.prompt, p.chosen, p.rejected) for p in pairs] == [("haluquestqa:u1", "Why?", "because", "no")]
+    _write(tmp_path, HaluQuestQAPairs.required_files[0], rows[:1] + [{**rows[0], "rejected_response": None}])
+    with pytest.raises(DataError, match=r"preference_data.jsonl.gz:2 field 'rejected_response'"):
+        HaluQuestQAPairs().build(tmp_path)

@@ -1,8 +1,10 @@
 """human (opt-in domain): pairwise preferences that people gave, not a judge model or a checker.
 
-Three public sources, each a `PairBuilder` of domain `human`:
+Four public sources, each a `PairBuilder` of domain `human` (`source` names which):
 
 - `qa_feedback`: long-form QA answers compared by hired annotators (allenai/FineGrainedRLHF);
+- `haluquestqa`: expert choice between a human and a GPT-4 answer to an ELI5 question
+  (UKPLab/arxiv2024-lfqa-hallucination);
 - `llmbar_natural`: instruction-following pairs labelled by the LLMBar authors (princeton-nlp/LLMBar);
 - `mt_bench_human`: MT-Bench expert votes, majority-voted by the LLMBar authors (same repository).
 
@@ -156,3 +158,27 @@ class MTBenchHumanPairs(_LLMBarFile):
              "several experts judged the pair, ties removed upstream; 200 sampled by the LLMBar authors). "
              "chosen = the majority's answer; a pair repeated in the file is kept once if its labels "
              "agree, dropped if they conflict. Prompt = the question as given.")
+
+
+@dataclass
+class HaluQuestQAPairs(PairBuilder):
+    name = "haluquestqa"
+    domain = HUMAN_DOMAIN
+    origin_url = "https://github.com/UKPLab/arxiv2024-lfqa-hallucination"
+    upstream = ("file src/data/preference_data.csv at commit f987639 (tab-separated upstream; one object per line "
+                "and gzip-compressed here)")
+    required_files = ("UKPLab-arxiv2024-lfqa-hallucination/src/data/preference_data.jsonl.gz",)
+    rules = ("HaluQuestQA: one pair per Reddit ELI5 question, an expert annotator's choice between the top human "
+             "answer and a GPT-4 answer. chosen = preferred_response; identical texts skipped. Prompt = the "
+             "question as asked.")
+
+    def build(self, source_dir: Path) -> list[PreferencePair]:
+        (path,) = self.require(source_dir)
+        pairs = []
+        for line, row in load_jsonl_numbered(path):
+            key = _text(row, "source_file", path, line).removesuffix(".txt")
+            chosen, rejected = (_text(row, f, path, line) for f in ("preferred_response", "rejected_response"))
+            if chosen != rejected:
+                pairs.append(make_pair(self.domain, self.name, key, _text(row, "question_text", path, line),
+                                       chosen, rejected))
+        return pairs
