@@ -2,7 +2,7 @@
 
 Four public sources, each a `PairBuilder` of domain `human` (`source` names which):
 
-- `qa_feedback`: long-form QA answers compared by hired annotators (allenai/FineGrainedRLHF);
+- `qa_feedback`: long-form QA answers compared by human annotators (allenai/FineGrainedRLHF);
 - `haluquestqa`: expert choice between a human and a GPT-4 answer to an ELI5 question
   (UKPLab/arxiv2024-lfqa-hallucination);
 - `llmbar_natural`: instruction-following pairs labelled by the LLMBar authors (princeton-nlp/LLMBar);
