@@ -25,7 +25,7 @@ from .base import PairBuilder, load_jsonl_numbered, make_pair
 
 HUMAN_DOMAIN = "human"
 
-# The order of the six values of a qa_feedback `preference` list (upstream data/README.md):
+# The order of the six values of a qa_feedback `preference` list (upstream tasks/qa_feedback/data/README.md):
 # value 1 = the first of the two predictions is preferred, 2 = the second, 0 = no preference.
 QA_COMPARED: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
 
@@ -168,7 +168,7 @@ class HaluQuestQAPairs(PairBuilder):
     upstream = ("file src/data/preference_data.csv at commit f987639 (tab-separated upstream; one object per line "
                 "and gzip-compressed here)")
     required_files = ("UKPLab-arxiv2024-lfqa-hallucination/src/data/preference_data.jsonl.gz",)
-    rules = ("HaluQuestQA: one pair per Reddit ELI5 question, an expert annotator's choice between the top human "
+    rules = ("HaluQuestQA: one pair per Reddit ELI5 question, an expert annotator's choice between a human "
              "answer and a GPT-4 answer. chosen = preferred_response; identical texts skipped. Prompt = the "
              "question as asked.")
 
