@@ -63,7 +63,7 @@ def _passages(row: dict[str, Any], path: Path, line: int) -> list[str]:
 
 @dataclass
 class QAFeedbackPairs(PairBuilder):
-    with_passages: bool = True  # put the grounding passages the annotators saw into the prompt
+    with_passages: bool = True  # put the grounding passages (the answering model's input) into the prompt
 
     name = "qa_feedback"
     domain = HUMAN_DOMAIN
