@@ -24,6 +24,8 @@ BUILD_EPILOG = """[bold]Examples[/]
 
   rewardroute data build --domains stories --out stories --no-routing
 
+  rewardroute data build --domains human --out human --no-routing   # people's preferences; test = held-out human test
+
   rewardroute data build --source /path/to/datasets --out data --overwrite
 
   REWARDROUTE_DATA=/path/to/datasets rewardroute data build --out data --skip-missing
@@ -74,7 +76,7 @@ def build(
              "of the checkout rewardroute runs from.", show_default=False)] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data"),
     domains: Annotated[str | None, typer.Option(
-        help="Comma list of domains. Default: safety,math,chat,code,summarization (also: stories).",
+        help="Comma list of domains. Default: safety,math,chat,code,summarization (also: stories, human).",
         show_default=False)] = None,
     routing: Annotated[bool, typer.Option(help="Also write the routing tables.")] = True,
     skip_missing: Annotated[bool, typer.Option(

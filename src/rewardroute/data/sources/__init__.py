@@ -11,6 +11,7 @@ from .can_ai_code import CanAiCodePairs, CanAiCodeRouting
 from .gsm8k import GSM8KPairs, GSM8KRouting
 from .hanna import HannaPairs
 from .hh_rlhf import HHRLHFHarmless
+from .human import HaluQuestQAPairs, LLMBarNaturalPairs, MTBenchHumanPairs, QAFeedbackPairs
 from .humaneval import HumanEvalPairs, HumanEvalRouting
 from .squality import SQuALITYPairs
 from .summeval import SummEvalPairs
@@ -23,9 +24,11 @@ PAIR_BUILDERS: dict[str, tuple[type[PairBuilder], ...]] = {
     "code": (HumanEvalPairs, CanAiCodePairs),
     "summarization": (SummEvalPairs, SQuALITYPairs),
     "stories": (HannaPairs,),
+    # people's pairwise preferences; its test split is the held-out human test (opt-in)
+    "human": (QAFeedbackPairs, HaluQuestQAPairs, LLMBarNaturalPairs, MTBenchHumanPairs),
 }
 
-# The five reward domains `data build` makes unless told otherwise ("stories" is opt-in).
+# The five reward domains `data build` makes unless told otherwise ("stories" and "human" are opt-in).
 DEFAULT_DOMAINS: tuple[str, ...] = ("safety", "math", "chat", "code", "summarization")
 
 # routing table name (file routing/<name>.jsonl) -> builder

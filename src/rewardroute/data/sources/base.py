@@ -70,11 +70,17 @@ class RoutingBuilder(Builder):
 
 # ---------------------------------------------------------------- small shared helpers
 
-def load_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL(.gz) file; a malformed line raises DataError with file:line."""
-    for _lineno, row in iter_raw(path):
+def load_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a JSONL(.gz) file, for errors that name file:line; a malformed line raises DataError."""
+    for lineno, row in iter_raw(path):
         if isinstance(row, DataError):
             raise row
+        yield lineno, row
+
+
+def load_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL(.gz) file; a malformed line raises DataError with file:line."""
+    for _lineno, row in load_jsonl_numbered(path):
         yield row
 
 
