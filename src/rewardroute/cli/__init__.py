@@ -12,7 +12,25 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"rewardroute {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Route to the expert: domain-robust reward models and reward-guided LLM routing.
+
+    Exit codes: 0 success, 2 a problem with the input (file, flag, setting, checkpoint), 1 an
+    internal failure (a bug: please report it with the traceback)."""
 
 # (module, group name); modules are imported here, at CLI start, never at package import.
 _GROUPS = [
@@ -21,16 +39,10 @@ _GROUPS = [
     ("router", "router"),
     ("serve", None),
     ("demo", None),
-    ("bench", "bench"),
 ]
 
 for _module, _name in _GROUPS:
-    try:
-        mod = importlib.import_module(f"{__name__}.{_module}")
-    except ModuleNotFoundError as e:
-        if e.name != f"{__name__}.{_module}":
-            raise
-        continue
+    mod = importlib.import_module(f"{__name__}.{_module}")
     if _name is None:
         mod.register(app)
     else:

@@ -16,7 +16,7 @@ Examples:
 
   rewardroute demo
 
-  rewardroute demo --config demo.yaml --set train_per_domain=400 --set 'archs=[single]'
+  rewardroute demo --config demo.yaml --set train_per_domain=400 --set 'archs=\\[single]'
 """)
     def demo(
         config: Annotated[Optional[Path], typer.Option(help="YAML/JSON with DemoConfig fields.")] = None,

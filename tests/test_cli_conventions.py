@@ -1,0 +1,41 @@
+"""CLI conventions a new user relies on: -h, --version, exit codes, examples printed as written."""
+
+from __future__ import annotations
+
+import click
+import typer
+from typer.testing import CliRunner
+
+from rewardroute import __version__
+from rewardroute.cli import app
+
+runner = CliRunner()
+
+
+def _leaf_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            out += _leaf_paths(cmd, prefix + (name,))
+        else:
+            out.append(prefix + (name,))
+    return out
+
+
+def test_version_and_short_help() -> None:
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"rewardroute {__version__}"
+    for path in _leaf_paths(typer.main.get_command(app)):
+        res = runner.invoke(app, [*path, "-h"])
+        assert res.exit_code == 0 and "Usage:" in res.output, path
+
+
+def test_examples_keep_their_square_brackets() -> None:
+    res = runner.invoke(app, ["demo", "--help"])
+    assert "'archs=[single]'" in res.output
+
+
+def test_user_errors_exit_2_with_one_line() -> None:
+    res = runner.invoke(app, ["rm", "eval", "--model", "/nonexistent/rm", "--data", "/nonexistent.jsonl"])
+    assert res.exit_code == 2
+    assert "Traceback" not in res.output and "error:" in res.output
