@@ -39,3 +39,17 @@ def test_user_errors_exit_2_with_one_line() -> None:
     res = runner.invoke(app, ["rm", "eval", "--model", "/nonexistent/rm", "--data", "/nonexistent.jsonl"])
     assert res.exit_code == 2
     assert "Traceback" not in res.output and "error:" in res.output
+
+
+def test_a_checkpoint_of_the_wrong_kind_says_what_it_is_and_which_command_takes_it(tmp_path) -> None:
+    import json
+
+    (tmp_path / "router").mkdir()
+    (tmp_path / "router" / "config.json").write_text(json.dumps(
+        {"format": "rewardroute.router", "version": 1, "config": {"meta": {"kind": "zooter"}}}))
+    pairs = tmp_path / "p.jsonl"
+    pairs.write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n")
+    res = runner.invoke(app, ["rm", "eval", "--model", str(tmp_path / "router"), "--data", str(pairs)])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2
+    assert "is a router (zooter)" in text and "router route" in text and "needs a reward model" in text

@@ -19,6 +19,22 @@ from .errors import CheckpointError
 
 META = "config.json"
 
+# What each checkpoint format is, and the commands that take it (for errors on the wrong kind).
+KINDS = {
+    "rewardroute.reward": ("a reward model", "rm eval/score/export, router score --rm, serve rewards.models"),
+    "rewardroute.router": ("a router", "router route/eval, serve router.path"),
+}
+
+
+def _describe(fmt: Any, meta: dict[str, Any]) -> str:
+    if fmt in KINDS:
+        what, commands = KINDS[fmt]
+        kind = meta.get("arch") or (meta.get("config", {}).get("meta", {}) or {}).get("kind")
+        return f"{what}{f' ({kind})' if kind else ''}, which {commands} take"
+    if "model_type" in meta or "architectures" in meta:
+        return "a transformers model folder (give it as --backbone, or `router score --rm` for reward models)"
+    return f"format {fmt!r}"
+
 
 def read_meta(path: str | Path, fmt: str, version: int) -> dict[str, Any]:
     """The checkpoint's config.json, checked for format and version."""
@@ -34,7 +50,9 @@ def read_meta(path: str | Path, fmt: str, version: int) -> dict[str, Any]:
         raise CheckpointError(f"{cfg_file}: malformed JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         got = meta.get("format") if isinstance(meta, dict) else None
-        raise CheckpointError(f"{cfg_file}: format is {got!r}, expected {fmt!r}")
+        want = KINDS.get(fmt, (fmt,))[0]
+        raise CheckpointError(f"{path} is {_describe(got, meta if isinstance(meta, dict) else {})}; "
+                              f"this command needs {want}")
     if meta.get("version") != version:
         raise CheckpointError(f"{cfg_file}: checkpoint version {meta.get('version')} is not supported "
                               f"(this rewardroute reads version {version})")
