@@ -12,7 +12,7 @@ Every setting is a field of `DemoConfig`; each step prints the command it runs.
 
 from __future__ import annotations
 
-import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,20 +41,10 @@ class DemoConfig(BaseModel):
     ])
 
 
-def run_cli(args: list[str]) -> None:
-    """Run one `rewardroute` command in this process, echoing it first."""
-    from .cli import app
-    from .errors import RewardRouteError
-
-    console.print(f"[bold cyan]$ rewardroute {shlex.join(args)}[/]", highlight=False)
-    try:
-        app(args=args, standalone_mode=False)
-    except SystemExit as e:  # typer.Exit from a failing command
-        if e.code:
-            raise RewardRouteError(f"`rewardroute {shlex.join(args)}` failed (exit {e.code})") from None
+RunCommand = Callable[[list[str]], None]  # runs one `rewardroute` command line (the CLI passes its own)
 
 
-def run_demo(cfg: DemoConfig) -> None:
+def run_demo(cfg: DemoConfig, run_cli: RunCommand) -> None:
     from .data.ensure import ensure_built
 
     if not (cfg.data / "prefs" / "train.jsonl").exists():
