@@ -18,12 +18,30 @@ _UNION_TAG = re.compile(r"^(str|int|float|bool|none|null|[A-Za-z_-]*\[.*\]|[A-Z]
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def field_path(loc: Sequence[Any], *, roots: tuple[str, ...] = ("body", "query", "path", "header")) -> str:
-    """('body', 'messages', 0, 'content', 'str') -> 'messages[0].content'."""
+def field_path(loc: Sequence[Any], data: Any = None, *,
+               roots: tuple[str, ...] = ("body", "query", "path", "header")) -> str:
+    """('body', 'messages', 0, 'content', 'str') -> 'messages[0].content'. With `data` (what
+    was validated), a part is a union tag exactly when it is not a key of the data at that
+    point, so a key that looks like a type name ('Claude', 'str') is kept; without it,
+    parts that look like union tags are dropped."""
     parts = list(loc)
-    if parts and parts[0] in roots:
+    if data is None and parts and parts[0] in roots:
         parts = parts[1:]
-    parts = [p for p in parts if isinstance(p, int) or not _UNION_TAG.match(str(p))]
+    if data is None:
+        parts = [p for p in parts if isinstance(p, int) or not _UNION_TAG.match(str(p))]
+    else:
+        kept, node = [], data
+        for p in parts:
+            if isinstance(node, dict) and p in node:
+                kept.append(p)
+                node = node[p]
+            elif isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node):
+                kept.append(p)
+                node = node[p]
+            elif isinstance(p, int) or not _UNION_TAG.match(str(p)):
+                kept.append(p)  # a missing field, or past the data: keep what it names
+                node = None
+        parts = kept
     out = ""
     for p in parts:
         if isinstance(p, int):
