@@ -45,6 +45,7 @@ class BackendError(RewardRouteError):
     def __init__(self, backend: str, kind: ErrorKind, detail: str, *, status: int | None = None,
                  attempts: int = 1):
         self.backend, self.kind, self.detail, self.status, self.attempts = backend, kind, detail, status, attempts
+        self.counted = False  # already reported, attempt by attempt, to the caller's `on_failure`
         code = f" {status}" if status is not None else ""
         super().__init__(f"backend '{backend}': {kind}{code}: {detail} (after {attempts} attempt"
                          f"{'s' if attempts != 1 else ''})")
@@ -126,10 +127,14 @@ class BackendClient:
     def _error(self, kind: ErrorKind, detail: str, *, status: int | None = None, attempts: int = 1) -> BackendError:
         return BackendError(self.name, kind, _redact(detail, self.config.api_key()), status=status, attempts=attempts)
 
-    async def _with_retries(self, attempt_fn, admit: Admit | None = None):
+    async def _with_retries(self, attempt_fn, admit: Admit | None = None,
+                            on_failure: Callable[[], None] | None = None):
         """Run `attempt_fn()` until it succeeds or fails for good. `attempt_fn` raises
         `_Retryable` for a failure worth another try and `BackendError` for a final one.
-        Each attempt is bounded by `timeout_s` as a whole; `admit()` is asked before each."""
+        Each attempt is bounded by `timeout_s` as a whole; `admit()` is asked before each;
+        `on_failure()` hears of each attempt that failed with a retryable failure (a circuit
+        breaker counts attempts, so it opens while the first requests are still retrying).
+        A final error that `on_failure` heard of has `counted` set."""
         attempts = self.config.max_retries + 1
         for i in range(attempts):
             if admit is not None and not admit():
@@ -140,13 +145,15 @@ class BackendClient:
                     return await attempt_fn(i + 1)
             except TimeoutError:
                 r = _Retryable("timeout", f"no complete answer within {self.config.timeout_s:g}s")
-                if i + 1 >= attempts:
-                    raise self._error(r.kind, r.detail, attempts=i + 1) from None
-                await asyncio.sleep(self.retry.delay(i))
-            except _Retryable as r:
-                if i + 1 >= attempts:
-                    raise self._error(r.kind, r.detail, status=r.status, attempts=i + 1) from None
-                await asyncio.sleep(self.retry.delay(i, r.retry_after))
+            except _Retryable as caught:
+                r = caught
+            if on_failure is not None:
+                on_failure()
+            if i + 1 >= attempts:
+                err = self._error(r.kind, r.detail, status=r.status, attempts=i + 1)
+                err.counted = on_failure is not None
+                raise err
+            await asyncio.sleep(self.retry.delay(i, r.retry_after))
         raise AssertionError("unreachable")
 
     def _timeout(self, stream: bool) -> httpx.Timeout:
@@ -253,7 +260,8 @@ class BackendClient:
             raise self._classify(e, attempt) from None
         return resp
 
-    async def post_raw(self, body: Mapping[str, Any], *, admit: Admit | None = None) -> tuple[int, bytes]:
+    async def post_raw(self, body: Mapping[str, Any], *, admit: Admit | None = None,
+                       on_failure: Callable[[], None] | None = None) -> tuple[int, bytes]:
         """POST a client's request body to /chat/completions as it is, except that `model`
         becomes this backend's model (and `extra_body` fills in fields the body lacks), and
         read the whole answer: (status < 400, body bytes). `timeout_s` bounds each attempt
@@ -271,11 +279,11 @@ class BackendClient:
                 await resp.aclose()
 
         async with self.semaphore:
-            return await self._with_retries(attempt, admit)
+            return await self._with_retries(attempt, admit, on_failure)
 
     @contextlib.asynccontextmanager
-    async def open_raw(self, body: Mapping[str, Any], *, stream: bool = False,
-                       admit: Admit | None = None) -> AsyncIterator[httpx.Response]:
+    async def open_raw(self, body: Mapping[str, Any], *, stream: bool = False, admit: Admit | None = None,
+                       on_failure: Callable[[], None] | None = None) -> AsyncIterator[httpx.Response]:
         """Like `post_raw`, but yields the open response, status < 400, unread: iterate
         `aiter_bytes()` (raw SSE pass-through); each read waits at most
         `stream_idle_timeout_s`. `timeout_s` bounds the attempt up to the response headers;
@@ -283,7 +291,7 @@ class BackendClient:
         the block exits."""
         payload = self._raw_payload(body, stream)
         async with self.semaphore:
-            resp = await self._with_retries(lambda n: self._send_raw(payload, stream, n), admit)
+            resp = await self._with_retries(lambda n: self._send_raw(payload, stream, n), admit, on_failure)
             try:
                 yield resp
             finally:

@@ -136,12 +136,13 @@ class ChatProxy:
             attempts += 1
             # Asked again after the wait for a concurrency slot and before each retry: a request
             # queued behind a backend that has since failed moves on instead of trying it.
-            admit = (lambda b=breaker, t=trial: t or b.state == "closed" or b.allow())
+            gate = {"admit": lambda b=breaker, t=trial: t or b.state == "closed" or b.allow(),
+                    "on_failure": lambda n=name: self._record_failure(n)}
             try:
                 if stream:
-                    response = await self._stream(name, body, decision, admit)
+                    response = await self._stream(name, body, decision, gate)
                 else:
-                    response = await self._complete(name, body, decision, admit)
+                    response = await self._complete(name, body, decision, gate)
             except BackendError as e:
                 if e.kind == "unavailable":
                     attempts -= 1
@@ -152,13 +153,10 @@ class ChatProxy:
                     self.metrics.backend_requests.inc(backend=name, outcome="client_error")
                     raise APIError(e.status, f"backend '{name}' rejected the request: {e.detail}",
                                    code="backend_rejected_request") from None
-                was_open = breaker.state != "closed"
-                breaker.record_failure()
+                if not e.counted:
+                    self._record_failure(name)
                 # BackendError text is redacted of the backend's key; request bodies are never logged.
                 log.warning("backend '%s' failed: %s", name, e.short)
-                if breaker.state != "closed" and not was_open:
-                    log.warning("circuit breaker open for backend '%s': skipped for %gs", name,
-                                breaker.reset_after_s)
                 self.metrics.backend_requests.inc(backend=name, outcome="error")
                 self.metrics.backend_errors.inc(backend=name, kind=e.kind)
                 failures.append((name, e))
@@ -180,9 +178,17 @@ class ChatProxy:
         raise APIError(504 if all_timeouts else 502, f"all backends tried failed ({detail})",
                        code="backend_timeout" if all_timeouts else "backend_error")
 
-    async def _complete(self, name: str, body: dict[str, Any], decision: Decision, admit) -> Response:
+    def _record_failure(self, name: str) -> None:
+        """One failed attempt at `name`, for its breaker (retries count one by one)."""
+        breaker = self.breakers[name]
+        was_open = breaker.state != "closed"
+        breaker.record_failure()
+        if breaker.state != "closed" and not was_open:
+            log.warning("circuit breaker open for backend '%s': skipped for %gs", name, breaker.reset_after_s)
+
+    async def _complete(self, name: str, body: dict[str, Any], decision: Decision, gate: dict) -> Response:
         t0 = time.perf_counter()
-        status, raw = await self.pool[name].post_raw(body, admit=admit)
+        status, raw = await self.pool[name].post_raw(body, **gate)
         self.metrics.backend_latency.observe(time.perf_counter() - t0, backend=name)
         try:
             data = json.loads(raw)
@@ -194,7 +200,7 @@ class ChatProxy:
         return Response(json.dumps(data, ensure_ascii=False).encode(), status_code=status,
                         media_type="application/json", headers=decision.headers(name))
 
-    async def _stream(self, name: str, body: dict[str, Any], decision: Decision, admit) -> StreamingResponse:
+    async def _stream(self, name: str, body: dict[str, Any], decision: Decision, gate: dict) -> StreamingResponse:
         """Open the backend's stream and read up to its first data event (failures until then
         may still fall back; `timeout_s` bounds the wait for it), then hand the rest to a
         StreamingResponse."""
@@ -202,7 +208,7 @@ class ChatProxy:
         stack = contextlib.AsyncExitStack()
         t0 = time.perf_counter()
         try:
-            resp = await stack.enter_async_context(client.open_raw(body, stream=True, admit=admit))
+            resp = await stack.enter_async_context(client.open_raw(body, stream=True, **gate))
             chunks = resp.aiter_bytes()
             stack.push_async_callback(chunks.aclose)  # closed before the response (LIFO)
             rewriter = SSERewriter(name)

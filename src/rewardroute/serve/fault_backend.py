@@ -77,8 +77,10 @@ class FaultBackend:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            for task in list(self._conns):
+            tasks = list(self._conns)
+            for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _mode_now(self) -> str:
         if self.mode != "flap":
@@ -100,10 +102,8 @@ class FaultBackend:
                 self.requests += 1
                 if not await self._answer(writer, body):
                     return
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
-        except asyncio.CancelledError:
-            raise
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return  # the client left, or the backend stops
         finally:
             self._conns.discard(task)
             writer.close()
