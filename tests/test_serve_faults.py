@@ -398,3 +398,21 @@ def test_bad_content_length_gets_json_when_it_reaches_the_app():
     scope = {"type": "http", "method": "POST", "headers": [(b"content-length", b"12abc")]}
     asyncio.run(BodyGuardMiddleware(app, 1024)(scope, receive, send))
     assert sent[0]["status"] == 400 and json.loads(sent[1]["body"])["error"]["code"] == "invalid_header"
+
+
+def test_a_stream_that_stalls_after_its_first_chunk_ends_after_the_idle_timeout(models):
+    with FaultBackend("alpha", "stall") as stalled, FaultBackend("beta") as ok:
+        cfg = config(models, backends=backends_at(stalled.url, ok.url, timeout_s=30.0, stream_idle_timeout_s=1.0))
+        app = create_app(cfg, models=models.loaded)
+
+        async def go(c):
+            t0 = time.monotonic()
+            r = await asyncio.wait_for(c.post("/v1/chat/completions", json={
+                "model": "rewardroute", "stream": True, "messages": [{"role": "user", "content": MATH}]}), 20)
+            return r, time.monotonic() - t0
+
+        r, elapsed = asyncio.run(_asgi(app, go))
+    events = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data: {")]
+    assert r.status_code == 200 and r.headers["x-rewardroute-model"] == "alpha"  # its first chunk was out
+    assert events[0]["model"] == "alpha" and "broke off the stream (ReadTimeout)" in events[-1]["error"]["message"]
+    assert 0.9 < elapsed < 5.0

@@ -10,6 +10,7 @@ Modes (`backend.mode`, changeable while it runs):
   hang     reads the request and never answers
   trickle  a valid answer, one byte every `trickle_s` seconds (a stream: one byte of it too)
   flap     `ok` and `close` in turns of `flap_s` seconds
+  stall    a stream's first event, then nothing (a non-streaming request: like hang)
 
     with FaultBackend("slow", mode="trickle") as b:   # a thread with its own event loop
         ... b.url ...                                  # http://127.0.0.1:PORT/v1
@@ -25,7 +26,7 @@ from typing import Any
 
 from .stub_backend import completion, models, stream_events
 
-MODES = ("ok", "500", "garbage", "close", "hang", "trickle", "flap")
+MODES = ("ok", "500", "garbage", "close", "hang", "trickle", "flap", "stall")
 
 
 class FaultBackend:
@@ -133,6 +134,14 @@ class FaultBackend:
         else:
             payload = json.dumps(completion(self.name, req)).encode()
             ctype = b"application/json"
+        if mode == "stall":
+            first = stream_events(self.name, req)[0] if req.get("stream") else b""
+            writer.write(b"HTTP/1.1 200 X\r\ncontent-type: " + ctype + b"\r\ntransfer-encoding: chunked\r\n\r\n")
+            if first:
+                writer.write(b"%x\r\n%s\r\n" % (len(first), first))
+            await writer.drain()
+            await asyncio.sleep(3600)
+            return False
         if mode == "trickle":
             writer.write(_head(200, len(payload), ctype))
             for i in range(len(payload)):
