@@ -165,3 +165,62 @@ def test_stream_yields_parsed_chunks_until_done():
     chunks = asyncio.run(go())
     assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == "Hello"
     assert calls[-1]["stream"] is True and len(calls) == 2
+
+
+# -- whole-attempt timeouts and the caller's gate (issue #10) -------------------------------------
+
+def test_timeout_bounds_the_whole_answer_not_each_read():
+    """A backend that trickles its answer a byte at a time never lets a single read time out;
+    `timeout_s` still ends the attempt (before: one byte per 0.5 s kept it going for minutes)."""
+    import time
+
+    from rewardroute.serve.fault_backend import FaultBackend
+
+    with FaultBackend("slow", "trickle", trickle_s=0.5) as slow:
+        cfg = backend(base_url=slow.url, timeout_s=1.0, max_retries=1)
+        t0 = time.monotonic()
+        with pytest.raises(BackendError) as info:
+            asyncio.run(asyncio.wait_for(_chat_real(cfg), 30))
+        elapsed = time.monotonic() - t0
+    assert info.value.kind == "timeout" and info.value.attempts == 2
+    assert 1.9 < elapsed < 4.0
+
+
+async def _chat_real(cfg: BackendConfig):
+    async with httpx.AsyncClient() as http:
+        return await BackendClient(cfg, http, retry=NO_WAIT).chat([{"role": "user", "content": "hi"}])
+
+
+def test_the_gate_is_asked_before_each_attempt_and_hears_each_failure():
+    calls, failures, open_after = {"n": 0}, [], 2
+
+    def handler(request):
+        calls["n"] += 1
+        return httpx.Response(503, json={"error": {"message": "busy"}})
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            client = BackendClient(backend(max_retries=5), http, retry=NO_WAIT)
+            return await client.post_raw({"messages": []}, admit=lambda: len(failures) < open_after,
+                                         on_failure=lambda: failures.append(1))
+
+    with pytest.raises(BackendError) as info:
+        asyncio.run(go())
+    assert info.value.kind == "unavailable" and calls["n"] == 2 and len(failures) == 2
+
+
+def test_raw_post_reads_the_whole_answer_and_counts_a_final_failure():
+    def handler(request):
+        assert json.loads(request.content)["model"] == "m"  # the backend's model replaces the client's
+        return httpx.Response(500, json={"error": {"message": "boom"}})
+
+    seen = []
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            return await BackendClient(backend(max_retries=1), http, retry=NO_WAIT).post_raw(
+                {"model": "rewardroute", "messages": []}, on_failure=lambda: seen.append(1))
+
+    with pytest.raises(BackendError) as info:
+        asyncio.run(go())
+    assert info.value.status == 500 and info.value.counted and len(seen) == 2

@@ -132,3 +132,112 @@ def test_unknown_extension_and_missing_file_error_clearly(tmp_path: Path) -> Non
     with pytest.raises(DataError, match="file not found") as info:
         read_pairs(tmp_path / "absent.jsonl")
     assert str(tmp_path / "absent.jsonl") in str(info.value)
+
+
+# -- hostile files (issue #10) ---------------------------------------------------------------------
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_read(tmp_path: Path) -> None:
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + (_pair_line(id="a") + "\r\n" + _pair_line(id="b") + "\r\n").encode())
+    assert [p.id for p in read_pairs(jsonl)] == ["a", "b"]
+    csv_file = tmp_path / "bom.csv"
+    csv_file.write_bytes(b"\xef\xbb\xbfid,prompt,chosen,rejected,domain\r\nx,\"two\r\nlines\",c,r,chat\r\n"
+                         b"y,p,c,r,math\r\n")
+    pairs = read_pairs(csv_file)
+    assert [p.id for p in pairs] == ["x", "y"] and pairs[0].prompt == "two\r\nlines"
+    gz = tmp_path / "bom.jsonl.gz"
+    gz.write_bytes(gzip.compress(b"\xef\xbb\xbf" + _pair_line(id="g").encode() + b"\r\n"))
+    assert [p.id for p in read_pairs(gz)] == ["g"]
+
+
+@pytest.mark.parametrize("name", ["bad.jsonl", "bad.jsonl.gz", "bad.csv"])
+def test_invalid_utf8_names_file_line_byte_and_column(tmp_path: Path, name: str) -> None:
+    if name.endswith(".csv"):
+        data = b"id,prompt,chosen,rejected,domain\nx,p,c,r,chat\ny,caf\xc3\xa9 \xff,c,r,chat\n"
+    else:
+        data = (_pair_line(id="a") + "\n").encode() + b'{"id": "b", "prompt": "caf\xc3\xa9 \xff"}\n'
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    with pytest.raises(DataError) as info:
+        read_pairs(path)
+    column = 8 if name.endswith(".csv") else 29  # characters, counting the é as one
+    assert str(info.value) == f"{path}:3: invalid UTF-8 (byte 0xff at column {column})" if name.endswith(".csv") \
+        else str(info.value) == f"{path}:2: invalid UTF-8 (byte 0xff at column {column})"
+
+
+def test_invalid_utf8_rows_can_be_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes((_pair_line(id="a") + "\n").encode() + b"\xfe\n" + (_pair_line(id="c") + "\n").encode())
+    report = ReadReport(path=str(path))
+    assert [p.id for p in read_pairs(path, skip_bad=True, report=report)] == ["a", "c"]
+    assert report.skipped == 1 and "invalid UTF-8 (byte 0xfe at column 1)" in report.errors[0]
+
+
+@pytest.mark.parametrize("scores, field", [
+    ('{"a": NaN, "b": 1.0}', "scores.a"),
+    ('{"a": 1.0, "b": Infinity}', "scores.b"),
+    ('{"a": -Infinity}', "scores.a"),
+])
+def test_non_finite_scores_are_rejected_with_file_and_line(tmp_path: Path, scores: str, field: str) -> None:
+    path = _write_lines(tmp_path / "r.jsonl", [json.dumps({"id": "q1", "query": "x", "scores": {"a": 1.0}}),
+                                               '{"id": "q2", "query": "y", "scores": %s}' % scores])
+    with pytest.raises(DataError) as info:
+        read_routing(path)
+    assert (info.value.line, info.value.field) == (2, field) and "finite" in str(info.value)
+    assert str(info.value).startswith(f"{path}:2 field '{field}'")
+
+
+def test_non_finite_csv_cells_are_rejected_too(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("id,query,scores.a,costs.a\nq1,x,0.5,1\nq2,y,nan,1\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        read_routing(path)
+    assert (info.value.line, info.value.field) == (3, "scores.a")
+
+
+def test_errors_use_the_field_names_of_the_file(tmp_path: Path) -> None:
+    path = _write_lines(tmp_path / "p.jsonl", [_pair_line(prompt=5)])
+    with pytest.raises(DataError) as info:
+        read_pairs(path)
+    assert info.value.field == "prompt" and "str" not in str(info.value).split("field")[1].split(":")[0]
+    assert str(info.value) == f"{path}:1 field 'prompt': Input should be a valid string or a valid list"
+    path = _write_lines(tmp_path / "m.jsonl", [_pair_line(prompt=[{"role": "user", "content": "a"},
+                                                                  {"role": "user"}])])
+    with pytest.raises(DataError) as info:
+        read_pairs(path)
+    assert info.value.field == "prompt[1].content"
+    # a key that looks like a type name is the user's own: kept
+    path = _write_lines(tmp_path / "r.jsonl", [json.dumps({"id": "q", "query": "x", "scores": {"Claude": "high"}})])
+    with pytest.raises(DataError) as info:
+        read_routing(path)
+    assert info.value.field == "scores.Claude"
+
+
+def test_malformed_json_messages_say_at_once(tmp_path: Path) -> None:
+    path = _write_lines(tmp_path / "bad.jsonl", ['{"id": "a", "prompt": "unterminated'])
+    with pytest.raises(DataError) as info:
+        read_pairs(path)
+    assert "at at" not in str(info.value) and "starting at column 23" in str(info.value)
+
+
+def test_commands_report_bad_files_with_file_and_line(tmp_path: Path) -> None:
+    """`data validate`, `router train` and `rm score` read through the same readers: a NaN score
+    or a byte that is not UTF-8 stops them with file:line, never a traceback."""
+    from typer.testing import CliRunner
+
+    from rewardroute.cli import app
+    from rewardroute.reward.scoring import score_file
+
+    runner = CliRunner()
+    nan = _write_lines(tmp_path / "r.jsonl", [json.dumps({"id": "q1", "query": "x", "scores": {"a": 1.0, "b": 0.0}}),
+                                              '{"id": "q2", "query": "y", "scores": {"a": NaN, "b": 0.0}}'])
+    for args in (["data", "validate", str(nan)], ["router", "train", "--data", str(nan), "--out", str(tmp_path / "z")]):
+        res = runner.invoke(app, args)
+        assert res.exit_code != 0 and f"{nan}:2 field 'scores.a'" in res.output.replace("\n", ""), res.output
+        assert "Traceback" not in res.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"id": "a", "prompt": "p", "chosen": "c", "rejected": "\xe9t\xe9", "domain": "d"}\n')
+    res = runner.invoke(app, ["data", "validate", str(bad)])
+    assert res.exit_code != 0 and "invalid UTF-8 (byte 0xe9 at column 56)" in res.output.replace("\n", "")
+    with pytest.raises(DataError, match=r":1: invalid UTF-8 \(byte 0xe9"):
+        score_file(None, bad, tmp_path / "scored.jsonl")  # fails on reading, before any model runs

@@ -174,9 +174,16 @@ def test_retries_a_backend_before_falling_back(models):
     fake = FakeBackends(modes={"alpha": "500"})
     backends = [{"name": "alpha", "base_url": url_of("alpha"), "model": "a", "max_retries": 2},
                 {"name": "beta", "base_url": url_of("beta"), "model": "b", "max_retries": 0}]
-    with serving(models, fake, backends=backends) as client:
+    with serving(models, fake, backends=backends, resilience={"failure_threshold": 3}) as client:
         assert chat(client, MATH).json()["model"] == "beta"
     assert fake.count("alpha") == 3  # one try and two retries
+    # The breaker counts attempts: at threshold 2 it opens after the second try, and the
+    # request stops retrying a backend known to be down.
+    fake = FakeBackends(modes={"alpha": "500"})
+    with serving(models, fake, backends=backends) as client:
+        assert chat(client, MATH).json()["model"] == "beta"
+        assert client.get("/health").json()["backends"]["alpha"]["breaker"] == "open"
+    assert fake.count("alpha") == 2
 
 
 def test_a_request_the_backend_rejects_is_the_clients_error_not_a_fallback(models):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rewardroute.errors import ConfigError
-from rewardroute.serve.batcher import BatcherClosed, MicroBatcher
+from rewardroute.serve.batcher import BatcherClosed, MicroBatcher, RowError
 from rewardroute.serve.breaker import CircuitBreaker
 from rewardroute.serve.sse import SSERewriter
 from rewardroute.serve.config import check_paths, load_serve_config, parse_serve_config
@@ -180,7 +180,7 @@ def test_batcher_merges_concurrent_calls_into_one_pass_and_keeps_order():
     assert sizes == [1, 8, 2] and calls[1] == [1, 101, 2, 102, 3, 103, 4, 104]
 
 
-def test_batcher_window_waits_for_company_and_errors_reach_every_caller():
+def test_batcher_window_waits_for_company_and_a_bad_item_fails_only_its_caller():
     sizes: list[int] = []
 
     def fn(items):
@@ -192,7 +192,8 @@ def test_batcher_window_waits_for_company_and_errors_reach_every_caller():
         with ThreadPoolExecutor(1) as ex:
             b = MicroBatcher(fn, ex, max_batch=64, window_s=0.05, on_batch=sizes.append)
             got = await asyncio.gather(*(b.submit([f"x{i}"]) for i in range(6)))
-            results = await asyncio.gather(b.submit(["ok"]), b.submit(["bad"]), return_exceptions=True)
+            results = await asyncio.gather(b.submit(["ok"]), b.submit(["x", "bad"]), b.submit(["fine"]),
+                                           return_exceptions=True)
             await b.close()
             with pytest.raises(BatcherClosed):
                 await b.submit(["late"])
@@ -200,7 +201,9 @@ def test_batcher_window_waits_for_company_and_errors_reach_every_caller():
 
     got, results = asyncio.run(go())
     assert got == [[f"x{i}"] for i in range(6)] and sizes[0] == 6
-    assert all(isinstance(r, ValueError) for r in results)
+    # The batch of 4 failed; run one by one, only the submission holding "bad" fails, naming it.
+    assert results[0] == ["ok"] and results[2] == ["fine"]
+    assert isinstance(results[1], RowError) and results[1].index == 1 and isinstance(results[1].cause, ValueError)
 
 
 # -- metrics --------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory beside `path`; swap it in for `path` on success.
 
-    An existing `path` is replaced only once the new one is complete.
+    An existing `path` is replaced only once the new one is complete. Files written inside
+    follow the umask, whatever wrote them (safetensors creates its files 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +43,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        _follow_umask(tmp)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -52,6 +54,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _follow_umask(folder: Path) -> None:
+    """Give regular files under `folder` that lack the umask's permissions (0600 from a writer
+    that uses mkstemp-like modes) the mode a plain open() would have given them."""
+    mode = 0o666 & ~_umask()
+    for f in folder.rglob("*"):
+        if f.is_file() and not f.is_symlink() and (f.stat().st_mode & 0o777) != mode:
+            os.chmod(f, mode)
 
 
 def _umask() -> int:

@@ -5,7 +5,12 @@ One `BackendClient` per `BackendConfig`:
   * `stream(messages)` -> async iterator over the parsed SSE chunks (`data: {...}` lines);
   * retries with exponential backoff and full jitter on connect errors, timeouts, 429 and 5xx
     (a `Retry-After` header is honoured, capped), never on other 4xx;
-  * at most `max_concurrency` requests in flight per backend (a semaphore);
+  * `timeout_s` bounds each whole attempt: connect, send, and the full answer (a backend that
+    trickles bytes cannot hold a request past it); a stream's first bytes count, and after
+    them `stream_idle_timeout_s` bounds each wait between chunks;
+  * at most `max_concurrency` requests in flight per backend (a semaphore); an `admit`
+    callback, asked after the wait for a slot and before every retry, lets the caller stop
+    (a circuit breaker that opened meanwhile) with kind "unavailable";
   * the API key comes from the environment variable the config names, and no error text
     ever contains it.
 
@@ -19,7 +24,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,7 +33,8 @@ import httpx
 from ..errors import RewardRouteError
 from .config import BackendConfig
 
-ErrorKind = Literal["connect", "timeout", "http", "bad_response", "config"]
+ErrorKind = Literal["connect", "timeout", "http", "bad_response", "config", "unavailable"]
+Admit = Callable[[], bool]
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 30.0
 
@@ -39,6 +45,7 @@ class BackendError(RewardRouteError):
     def __init__(self, backend: str, kind: ErrorKind, detail: str, *, status: int | None = None,
                  attempts: int = 1):
         self.backend, self.kind, self.detail, self.status, self.attempts = backend, kind, detail, status, attempts
+        self.counted = False  # already reported, attempt by attempt, to the caller's `on_failure`
         code = f" {status}" if status is not None else ""
         super().__init__(f"backend '{backend}': {kind}{code}: {detail} (after {attempts} attempt"
                          f"{'s' if attempts != 1 else ''})")
@@ -120,18 +127,39 @@ class BackendClient:
     def _error(self, kind: ErrorKind, detail: str, *, status: int | None = None, attempts: int = 1) -> BackendError:
         return BackendError(self.name, kind, _redact(detail, self.config.api_key()), status=status, attempts=attempts)
 
-    async def _with_retries(self, attempt_fn):
+    async def _with_retries(self, attempt_fn, admit: Admit | None = None,
+                            on_failure: Callable[[], None] | None = None):
         """Run `attempt_fn()` until it succeeds or fails for good. `attempt_fn` raises
-        `_Retryable` for a failure worth another try and `BackendError` for a final one."""
+        `_Retryable` for a failure worth another try and `BackendError` for a final one.
+        Each attempt is bounded by `timeout_s` as a whole; `admit()` is asked before each;
+        `on_failure()` hears of each attempt that failed with a retryable failure (a circuit
+        breaker counts attempts, so it opens while the first requests are still retrying).
+        A final error that `on_failure` heard of has `counted` set."""
         attempts = self.config.max_retries + 1
         for i in range(attempts):
+            if admit is not None and not admit():
+                raise self._error("unavailable", "skipped: its circuit breaker opened while this request waited",
+                                  attempts=i)
             try:
-                return await attempt_fn(i + 1)
-            except _Retryable as r:
-                if i + 1 >= attempts:
-                    raise self._error(r.kind, r.detail, status=r.status, attempts=i + 1) from None
-                await asyncio.sleep(self.retry.delay(i, r.retry_after))
+                async with asyncio.timeout(self.config.timeout_s):
+                    return await attempt_fn(i + 1)
+            except TimeoutError:
+                r = _Retryable("timeout", f"no complete answer within {self.config.timeout_s:g}s")
+            except _Retryable as caught:
+                r = caught
+            if on_failure is not None:
+                on_failure()
+            if i + 1 >= attempts:
+                err = self._error(r.kind, r.detail, status=r.status, attempts=i + 1)
+                err.counted = on_failure is not None
+                raise err
+            await asyncio.sleep(self.retry.delay(i, r.retry_after))
         raise AssertionError("unreachable")
+
+    def _timeout(self, stream: bool) -> httpx.Timeout:
+        """httpx's per-operation timeouts; the attempt as a whole is bounded in `_with_retries`.
+        A stream's reads wait at most the idle timeout for the next chunk."""
+        return httpx.Timeout(self.config.timeout_s, read=self.config.stream_idle_timeout_s if stream else None)
 
     def _classify(self, exc: httpx.HTTPError, attempt: int) -> Exception:
         """A transport failure as something to raise: `_Retryable` when another try may work."""
@@ -160,7 +188,7 @@ class BackendClient:
         async def attempt(n: int) -> ChatResult:
             t0 = time.perf_counter()
             try:
-                resp = await self.http.post(url, json=body, headers=self._headers(), timeout=self.config.timeout_s)
+                resp = await self.http.post(url, json=body, headers=self._headers(), timeout=self._timeout(False))
             except httpx.HTTPError as e:
                 raise self._classify(e, n) from None
             self._check_status(resp, resp.text, n)
@@ -181,7 +209,7 @@ class BackendClient:
 
             async def attempt(n: int) -> None:
                 req = self.http.build_request("POST", url, json=body, headers=self._headers(),
-                                              timeout=self.config.timeout_s)
+                                              timeout=self._timeout(True))
                 try:
                     resp = await self.http.send(req, stream=True)
                 except httpx.HTTPError as e:
@@ -210,35 +238,60 @@ class BackendClient:
             finally:
                 await resp.aclose()
 
-    @contextlib.asynccontextmanager
-    async def open_raw(self, body: Mapping[str, Any], *, stream: bool = False) -> AsyncIterator[httpx.Response]:
-        """POST a client's request body to /chat/completions as it is, except that `model`
-        becomes this backend's model (and `extra_body` fills in fields the body lacks). Yields
-        the open response, status < 400, unread: `aread()` it or iterate `aiter_bytes()` (raw
-        SSE pass-through). Failures before the response headers get the same retries as
-        `chat`, then raise `BackendError`. The concurrency slot is held until the block exits."""
-        url = f"{self.config.base_url}/chat/completions"
+    def _raw_payload(self, body: Mapping[str, Any], stream: bool) -> dict[str, Any]:
         payload = {**self.config.extra_body, **body, "model": self.config.model}
         if stream:
             payload["stream"] = True
-        async with self.semaphore:
-            opened: list[httpx.Response] = []
+        return payload
 
-            async def attempt(n: int) -> None:
-                req = self.http.build_request("POST", url, json=payload, headers=self._headers(),
-                                              timeout=self.config.timeout_s)
+    async def _send_raw(self, payload: dict[str, Any], stream: bool, attempt: int) -> httpx.Response:
+        """One POST; the open response (status < 400, body unread) or a classified failure."""
+        req = self.http.build_request("POST", f"{self.config.base_url}/chat/completions", json=payload,
+                                      headers=self._headers(), timeout=self._timeout(stream))
+        try:
+            resp = await self.http.send(req, stream=True)
+            if resp.status_code >= 400:
                 try:
-                    resp = await self.http.send(req, stream=True)
-                    if resp.status_code >= 400:
-                        text = (await resp.aread()).decode("utf-8", "replace")
-                        await resp.aclose()
-                        self._check_status(resp, text, n)
-                except httpx.HTTPError as e:
-                    raise self._classify(e, n) from None
-                opened.append(resp)
+                    text = (await resp.aread()).decode("utf-8", "replace")
+                finally:
+                    await resp.aclose()
+                self._check_status(resp, text, attempt)
+        except httpx.HTTPError as e:
+            raise self._classify(e, attempt) from None
+        return resp
 
-            await self._with_retries(attempt)
-            resp = opened[-1]
+    async def post_raw(self, body: Mapping[str, Any], *, admit: Admit | None = None,
+                       on_failure: Callable[[], None] | None = None) -> tuple[int, bytes]:
+        """POST a client's request body to /chat/completions as it is, except that `model`
+        becomes this backend's model (and `extra_body` fills in fields the body lacks), and
+        read the whole answer: (status < 400, body bytes). `timeout_s` bounds each attempt
+        from connect to the last byte; failures get the same retries as `chat`, then raise
+        `BackendError`."""
+        payload = self._raw_payload(body, stream=False)
+
+        async def attempt(n: int) -> tuple[int, bytes]:
+            resp = await self._send_raw(payload, False, n)
+            try:
+                return resp.status_code, await resp.aread()
+            except httpx.HTTPError as e:
+                raise self._classify(e, n) from None
+            finally:
+                await resp.aclose()
+
+        async with self.semaphore:
+            return await self._with_retries(attempt, admit, on_failure)
+
+    @contextlib.asynccontextmanager
+    async def open_raw(self, body: Mapping[str, Any], *, stream: bool = False, admit: Admit | None = None,
+                       on_failure: Callable[[], None] | None = None) -> AsyncIterator[httpx.Response]:
+        """Like `post_raw`, but yields the open response, status < 400, unread: iterate
+        `aiter_bytes()` (raw SSE pass-through); each read waits at most
+        `stream_idle_timeout_s`. `timeout_s` bounds the attempt up to the response headers;
+        the caller bounds its wait for the first chunk. The concurrency slot is held until
+        the block exits."""
+        payload = self._raw_payload(body, stream)
+        async with self.semaphore:
+            resp = await self._with_retries(lambda n: self._send_raw(payload, stream, n), admit, on_failure)
             try:
                 yield resp
             finally:

@@ -8,7 +8,8 @@
         model: smollm2-135m              # the model name the endpoint expects
         api_key_env: SMALL_API_KEY       # name of an environment variable, never the key
         cost_per_1k_tokens: 0.0002
-        timeout_s: 60
+        timeout_s: 60                    # per attempt: connect, send and the whole answer
+        stream_idle_timeout_s: 30        # streams: the longest wait between two chunks
         max_concurrency: 4
         max_retries: 2
 """
@@ -32,7 +33,10 @@ class BackendConfig(BaseModel):
     model: str
     api_key_env: str | None = None
     cost_per_1k_tokens: float = Field(default=0.0, ge=0)
+    # Bounds each attempt as a whole (connect, send, the full answer; for a stream, up to its
+    # first chunk), not each read: a backend trickling bytes cannot hold a request past it.
     timeout_s: float = Field(default=60.0, gt=0)
+    stream_idle_timeout_s: float = Field(default=30.0, gt=0)  # streams: longest wait between chunks
     max_concurrency: int = Field(default=4, ge=1)
     max_retries: int = Field(default=2, ge=0)
     extra_body: dict[str, Any] = Field(default_factory=dict)  # merged into every request

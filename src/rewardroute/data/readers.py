@@ -1,7 +1,10 @@
 """Readers for JSONL (optionally gzipped), CSV, Parquet and the Hugging Face hub.
 
 Every reader validates each row against a schema. A bad row raises a `DataError` naming the
-file, the line and the field; with `skip_bad=True` it is skipped and counted instead.
+file, the line and the field (as the file spells it: `prompt`, not pydantic's `prompt.str`);
+with `skip_bad=True` it is skipped and counted instead. Text files are UTF-8, with or without
+a byte-order mark, with LF or CRLF line ends; a line that is not UTF-8 is a bad row that says
+which byte. Non-finite numbers (NaN, Infinity) and lone surrogates are bad values.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..errors import DataError
+from ..validation import field_path, first_bad_value, merge_messages
 from .schemas import PreferencePair, RoutingRecord
 
 T = TypeVar("T", bound=BaseModel)
@@ -40,11 +44,33 @@ class ReadReport:
             self.errors.append(str(err))
 
 
+BOM = b"\xef\xbb\xbf"
+
+
 def open_text(path: str | Path) -> io.TextIOBase:
+    """A text file (gzipped or not) as UTF-8; a byte-order mark is dropped. Lines keep their
+    ends as written (newline=""), as the csv module wants."""
     path = Path(path)
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def text_lines(path: str | Path) -> Iterator[tuple[int, str | DataError]]:
+    """(line number, text) for each line, its end kept; a line that is not UTF-8 comes as a
+    DataError naming the line, the byte and its column, instead of its text."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                column = len(raw[:e.start].decode("utf-8", "replace")) + 1
+                yield lineno, DataError(f"invalid UTF-8 (byte 0x{raw[e.start]:02x} at column {column})",
+                                        path=path, line=lineno)
 
 
 def iter_raw(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -68,19 +94,23 @@ def iter_raw(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield lineno, DataError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=lineno)
-                continue
-            if not isinstance(obj, dict):
-                yield lineno, DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
-                continue
-            yield lineno, obj
+    for lineno, line in text_lines(path):
+        if isinstance(line, DataError):
+            yield lineno, line
+            continue
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as e:
+            # Some messages end in "at" ("Unterminated string starting at"): no "at at".
+            where = f"column {e.colno}" if e.msg.endswith(" at") else f"at column {e.colno}"
+            yield lineno, DataError(f"malformed JSON ({e.msg} {where})", path=path, line=lineno)
+            continue
+        if not isinstance(obj, dict):
+            yield lineno, DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
+            continue
+        yield lineno, obj
 
 
 # CSV columns that may hold JSON (lists or objects), and the ones that may be spread over
@@ -115,11 +145,16 @@ def _unflatten(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open_text(path) as f:
-        reader = csv.DictReader(f)
-        for row in reader:
-            # reader.line_num is the physical line where this record ended
-            yield reader.line_num, _unflatten(row)
+    def lines() -> Iterator[str]:
+        for _lineno, line in text_lines(path):
+            if isinstance(line, DataError):
+                raise line  # a record may span lines: no skipping a part of one
+            yield line
+
+    reader = csv.DictReader(lines())
+    for row in reader:
+        # reader.line_num is the physical line where this record ended
+        yield reader.line_num, _unflatten(row)
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -151,12 +186,18 @@ def _iter_hf(spec: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def validate(schema: type[T], raw: dict[str, Any], *, path: str | Path, line: int) -> T:
     try:
-        return schema.model_validate(raw)
+        obj = schema.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or None
-        msg = "missing" if err["type"] == "missing" else err["msg"]
-        raise DataError(msg, path=path, line=line, field=loc) from None
+        errors = [(field_path(err["loc"], raw), err) for err in e.errors()]
+        # A union (prompt: text or messages) reports each branch. The deepest field is the one
+        # the row meant (a list of messages with a bad message); same-field branches merge.
+        loc = max(errors, key=lambda pe: pe[0].count(".") + pe[0].count("["))[0]
+        msgs = ["missing" if err["type"] == "missing" else err["msg"] for path, err in errors if path == loc]
+        raise DataError(merge_messages(msgs), path=path, line=line, field=loc or None) from None
+    bad = first_bad_value(obj.model_dump())  # NaN scores, "inf" CSV cells, lone surrogates
+    if bad is not None:
+        raise DataError(bad[1], path=path, line=line, field=bad[0] or None)
+    return obj
 
 
 def read_records(path: str | Path, schema: type[T], *, skip_bad: bool = False,

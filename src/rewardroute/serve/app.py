@@ -21,8 +21,9 @@ from fastapi.responses import JSONResponse
 from .auth import key_checker
 from .config import ServeConfig
 from .errors import APIError, install_error_handlers
+from .logs import install_log_redaction
 from .metrics import CONTENT_TYPE, ServeMetrics
-from .middleware import BodyLimitMiddleware, MetricsMiddleware
+from .middleware import BodyGuardMiddleware, MetricsMiddleware, RequestContextMiddleware
 from .rewards import handle_rewards
 from .schemas import (ChatCompletionRequest, ErrorResponse, HealthReport, Liveness, ModelCard, ModelList,
                       RewardsRequest, RewardsResponse)
@@ -56,12 +57,18 @@ def create_app(config: ServeConfig, *, models: LoadedModels | None = None,
         finally:
             await state.close()
 
+    install_log_redaction()
+    keys = config.api_keys()
+    # With keys configured the interactive docs need one too (added below); the spec stays open.
     app = FastAPI(title="rewardroute serve", version="1", lifespan=lifespan,
+                  docs_url=None if keys else "/docs", redoc_url=None if keys else "/redoc",
                   description="An OpenAI-compatible routing proxy over several LLM backends, and a reward "
                               "scoring API for RLHF loops. Errors are OpenAI-style `{\"error\": {...}}` objects.")
     install_error_handlers(app)
     metrics = ServeMetrics()
-    auth = [Depends(key_checker(config.api_keys()))]
+    auth = [Depends(key_checker(keys))]
+    if keys:
+        _protected_docs(app, auth)
 
     def state_of(request: Request) -> ServeState:
         return request.app.state.serve
@@ -135,11 +142,25 @@ def create_app(config: ServeConfig, *, models: LoadedModels | None = None,
 
     app.openapi = lambda: _openapi_without_422(app)
 
-    # Middleware is added last-outermost: metrics see every answer, including 413s.
+    # Middleware is added last-outermost: metrics see every answer, including 413s and 500s;
+    # every answer carries a request id.
     endpoints = [r.path for r in app.routes if hasattr(r, "path")]
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes)
+    app.add_middleware(BodyGuardMiddleware, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)
+    app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _protected_docs(app: FastAPI, auth: list) -> None:
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    @app.get("/docs", include_in_schema=False, dependencies=auth)
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=auth)
+    async def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
 
 
 def _openapi_without_422(app: FastAPI) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Keys come from `auth.api_keys` and the environment variable `auth.api_keys_env`. Without any
 key auth is off. Keys are compared in constant time and never written to a log or an error.
 /health, /metrics and /openapi.json stay open, since orchestrators and Prometheus poll them
-without credentials; keep them on an internal network if that matters.
+without credentials; keep them on an internal network if that matters. With keys configured,
+/docs and /redoc need a key too.
 """
 
 from __future__ import annotations

@@ -5,11 +5,16 @@ submissions, in arrival order, up to `max_batch` items (a submission larger than
 alone), and runs `fn(batch) -> outputs` in a one-thread executor, off the event loop. While a
 batch runs, new submissions queue up and form the next one, so batches grow with load by
 themselves; `window_s` additionally holds the first submission that long for company.
+
+Failure isolation: when a batch's forward pass fails, each of its items runs again alone, so
+one bad item fails only its own caller, with a `RowError` naming its index in that caller's
+submission; every other caller gets its results. The traceback goes to the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -21,8 +26,19 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 
+log = logging.getLogger("rewardroute.serve")
+
+
 class BatcherClosed(RuntimeError):
     """The server is shutting down."""
+
+
+class RowError(RuntimeError):
+    """Item `index` of a submission failed when it ran alone: the item, not the batch, is bad."""
+
+    def __init__(self, index: int, cause: BaseException):
+        super().__init__(f"item {index} failed: {type(cause).__name__}: {cause}")
+        self.index, self.cause = index, cause
 
 
 @dataclass
@@ -75,13 +91,11 @@ class MicroBatcher(Generic[In, Out]):
             if self.on_batch is not None:
                 self.on_batch(len(flat))
             try:
-                outputs = await loop.run_in_executor(self.executor, self.fn, flat)
-                if len(outputs) != len(flat):
-                    raise RuntimeError(f"batch function returned {len(outputs)} outputs for {len(flat)} items")
-            except Exception as e:  # every caller of this batch gets the error
+                outputs = await self._call(loop, flat)
+            except Exception:
+                log.warning("a batch of %d items failed; running its items one by one", len(flat), exc_info=True)
                 for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(e)
+                    await self._one_by_one(loop, job)
                 continue
             start = 0
             for job in batch:
@@ -89,6 +103,28 @@ class MicroBatcher(Generic[In, Out]):
                 if not job.future.done():  # a caller that went away has a cancelled future
                     job.future.set_result(list(outputs[start:start + n]))
                 start += n
+
+    async def _call(self, loop: asyncio.AbstractEventLoop, items: list) -> Sequence:
+        outputs = await loop.run_in_executor(self.executor, self.fn, items)
+        if len(outputs) != len(items):
+            raise RuntimeError(f"batch function returned {len(outputs)} outputs for {len(items)} items")
+        return outputs
+
+    async def _one_by_one(self, loop: asyncio.AbstractEventLoop, job: _Job) -> None:
+        """Each item of `job` alone; the job fails with the first item that fails alone."""
+        if job.future.done():
+            return
+        results = []
+        for i, item in enumerate(job.items):
+            try:
+                results.extend(await self._call(loop, [item]))
+            except Exception as e:
+                log.error("item %d of a submission failed on its own", i, exc_info=True)
+                if not job.future.done():
+                    job.future.set_exception(RowError(i, e))
+                return
+        if not job.future.done():
+            job.future.set_result(results)
 
     def _take(self) -> list[_Job]:
         """Whole jobs from the front, up to max_batch items (at least one job); skips cancelled."""

@@ -1,12 +1,13 @@
 """A circuit breaker per backend: skip a backend that keeps failing, try it again later.
 
-closed --(failure_threshold failed requests in a row)--> open
+closed --(failure_threshold failed attempts in a row)--> open
 open   --(reset_after_s elapsed)--> one trial request is let through (half-open); the timer
         restarts, so other requests keep skipping the backend while the trial runs
 trial succeeds --> closed;  trial fails --> open again
 
-A failure is a request that failed for good (after the backend's own retries); answers that
-blame the client (400, 413, 422) are not failures. Re-arming the timer on each trial means a
+A failure is one failed attempt (a try or a retry: a backend that times out is known dead
+after the first wave of attempts, not after every request's retries); answers that blame the
+client (400, 413, 422) are not failures. Re-arming the timer on each trial means a
 trial cancelled by a client disconnect never leaves the breaker stuck half-open.
 """
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -27,6 +28,7 @@ import numpy as np
 from fastapi.responses import Response, StreamingResponse
 
 from ..backends.client import BackendError, BackendPool
+from .batcher import BatcherClosed, RowError
 from .breaker import CircuitBreaker
 from .config import ServeConfig
 from .errors import APIError
@@ -103,7 +105,13 @@ class ChatProxy:
         text = routing_text(messages, context_messages=s.context_messages, context_chars=s.context_chars,
                             first_turn=conversation is not None)
         t0 = time.perf_counter()
-        probs, cached = await self.router.probs(text)
+        try:
+            probs, cached = await self.router.probs(text)
+        except RowError as e:  # this text failed alone: the requests batched with it were routed
+            raise APIError(400, f"messages: the router could not read this conversation ({type(e.cause).__name__})",
+                           param="messages", code="unroutable_input") from None
+        except BatcherClosed:
+            raise APIError(503, "the server is shutting down", code="shutting_down") from None
         self.metrics.routing_latency.observe(time.perf_counter() - t0, cache="hit" if cached else "miss")
         order = [self.router.backends[i] for i in rank(probs, policy, self.costs)]
         reason = "routed"
@@ -121,28 +129,34 @@ class ChatProxy:
             if attempts >= self.config.resilience.max_attempts:
                 break
             breaker = self.breakers[name]
+            trial = breaker.state == "half_open"  # allow() makes this request the trial
             if not breaker.allow():
                 skipped.append(name)
                 continue
             attempts += 1
+            # Asked again after the wait for a concurrency slot and before each retry: a request
+            # queued behind a backend that has since failed moves on instead of trying it.
+            gate = {"admit": lambda b=breaker, t=trial: t or b.state == "closed" or b.allow(),
+                    "on_failure": lambda n=name: self._record_failure(n)}
             try:
                 if stream:
-                    response = await self._stream(name, body, decision)
+                    response = await self._stream(name, body, decision, gate)
                 else:
-                    response = await self._complete(name, body, decision)
+                    response = await self._complete(name, body, decision, gate)
             except BackendError as e:
+                if e.kind == "unavailable":
+                    attempts -= 1
+                    skipped.append(name)
+                    continue
                 if e.kind == "http" and e.status in CLIENT_FAULT_STATUS:
                     breaker.record_success()  # it answered: it is up
                     self.metrics.backend_requests.inc(backend=name, outcome="client_error")
                     raise APIError(e.status, f"backend '{name}' rejected the request: {e.detail}",
                                    code="backend_rejected_request") from None
-                was_open = breaker.state != "closed"
-                breaker.record_failure()
+                if not e.counted:
+                    self._record_failure(name)
                 # BackendError text is redacted of the backend's key; request bodies are never logged.
                 log.warning("backend '%s' failed: %s", name, e.short)
-                if breaker.state != "closed" and not was_open:
-                    log.warning("circuit breaker open for backend '%s': skipped for %gs", name,
-                                breaker.reset_after_s)
                 self.metrics.backend_requests.inc(backend=name, outcome="error")
                 self.metrics.backend_errors.inc(backend=name, kind=e.kind)
                 failures.append((name, e))
@@ -164,16 +178,17 @@ class ChatProxy:
         raise APIError(504 if all_timeouts else 502, f"all backends tried failed ({detail})",
                        code="backend_timeout" if all_timeouts else "backend_error")
 
-    async def _complete(self, name: str, body: dict[str, Any], decision: Decision) -> Response:
-        client = self.pool[name]
+    def _record_failure(self, name: str) -> None:
+        """One failed attempt at `name`, for its breaker (retries count one by one)."""
+        breaker = self.breakers[name]
+        was_open = breaker.state != "closed"
+        breaker.record_failure()
+        if breaker.state != "closed" and not was_open:
+            log.warning("circuit breaker open for backend '%s': skipped for %gs", name, breaker.reset_after_s)
+
+    async def _complete(self, name: str, body: dict[str, Any], decision: Decision, gate: dict) -> Response:
         t0 = time.perf_counter()
-        async with client.open_raw(body, stream=False) as resp:
-            try:
-                raw = await resp.aread()
-            except httpx.HTTPError as e:
-                kind = "timeout" if isinstance(e, httpx.TimeoutException) else "connect"
-                raise BackendError(name, kind, f"the answer broke off ({type(e).__name__})") from None
-            status = resp.status_code
+        status, raw = await self.pool[name].post_raw(body, **gate)
         self.metrics.backend_latency.observe(time.perf_counter() - t0, backend=name)
         try:
             data = json.loads(raw)
@@ -185,31 +200,23 @@ class ChatProxy:
         return Response(json.dumps(data, ensure_ascii=False).encode(), status_code=status,
                         media_type="application/json", headers=decision.headers(name))
 
-    async def _stream(self, name: str, body: dict[str, Any], decision: Decision) -> StreamingResponse:
+    async def _stream(self, name: str, body: dict[str, Any], decision: Decision, gate: dict) -> StreamingResponse:
         """Open the backend's stream and read up to its first data event (failures until then
-        may still fall back), then hand the rest to a StreamingResponse."""
+        may still fall back; `timeout_s` bounds the wait for it), then hand the rest to a
+        StreamingResponse."""
         client = self.pool[name]
         stack = contextlib.AsyncExitStack()
         t0 = time.perf_counter()
         try:
-            resp = await stack.enter_async_context(client.open_raw(body, stream=True))
+            resp = await stack.enter_async_context(client.open_raw(body, stream=True, **gate))
             chunks = resp.aiter_bytes()
             stack.push_async_callback(chunks.aclose)  # closed before the response (LIFO)
             rewriter = SSERewriter(name)
-            head: list[bytes] = []
-            while not any(SSERewriter.has_data(ev) for ev in head):
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    head.append(rewriter.flush())
-                    if not any(SSERewriter.has_data(ev) for ev in head):
-                        raise BackendError(name, "bad_response", "the stream ended before its first chunk") from None
-                    break
-                except httpx.HTTPError as e:
-                    kind = "timeout" if isinstance(e, httpx.TimeoutException) else "connect"
-                    raise BackendError(name, kind, f"the stream broke before its first chunk ({type(e).__name__})") \
-                        from None
-                head += rewriter.feed(chunk)
+            try:
+                async with asyncio.timeout(client.config.timeout_s):
+                    head = await self._head(name, chunks, rewriter)
+            except TimeoutError:
+                raise BackendError(name, "timeout", f"no first chunk within {client.config.timeout_s:g}s") from None
             if rewriter.error is not None:
                 raise BackendError(name, "http", f"error in stream: {rewriter.error}")
         except BaseException:
@@ -220,6 +227,25 @@ class ChatProxy:
                               media_type="text/event-stream",
                               headers={**decision.headers(name), "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
+
+    @staticmethod
+    async def _head(name: str, chunks: AsyncIterator[bytes], rewriter: SSERewriter) -> list[bytes]:
+        """The stream's events up to and including its first data event."""
+        head: list[bytes] = []
+        while not any(SSERewriter.has_data(ev) for ev in head):
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                head.append(rewriter.flush())
+                if not any(SSERewriter.has_data(ev) for ev in head):
+                    raise BackendError(name, "bad_response", "the stream ended before its first chunk") from None
+                break
+            except httpx.HTTPError as e:
+                kind = "timeout" if isinstance(e, httpx.TimeoutException) else "connect"
+                raise BackendError(name, kind, f"the stream broke before its first chunk ({type(e).__name__})") \
+                    from None
+            head += rewriter.feed(chunk)
+        return head
 
     async def _rest(self, name: str, head: list[bytes], chunks: AsyncIterator[bytes], rewriter: SSERewriter,
                     stack: contextlib.AsyncExitStack) -> AsyncIterator[bytes]:

@@ -74,8 +74,10 @@ class RewardSettings(_Section):
 
 class ResilienceSettings(_Section):
     max_attempts: int = Field(default=3, ge=1)  # backends tried per request: the chosen one + fallbacks
-    # Circuit breaker: after `failure_threshold` failed requests in a row a backend is skipped
-    # for `reset_after_s`; then one request may try it again (success closes the breaker).
+    # Circuit breaker: after `failure_threshold` failed attempts in a row (retries count) a
+    # backend is skipped for `reset_after_s`; then one request may try it again (success
+    # closes the breaker). Requests already queued for the backend's slots, or about to retry
+    # it, move on to the next backend as soon as it opens.
     failure_threshold: int = Field(default=3, ge=1)
     reset_after_s: float = Field(default=30.0, gt=0)
     # Backoff between retries of one backend (`max_retries` per backend): short, since a

@@ -8,14 +8,14 @@ answer 500. No handler echoes request headers, so API keys never appear in error
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..validation import field_path, merge_messages
 
 TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
          404: "invalid_request_error", 405: "invalid_request_error", 413: "invalid_request_error",
@@ -42,25 +42,6 @@ def error_response(err: APIError) -> JSONResponse:
                         status_code=err.status, headers=err.headers)
 
 
-# pydantic puts the branch of a union in the location ('content', 'str'); clients know fields only.
-_UNION_TAG = re.compile(r"^(str|int|float|bool|none|null|[A-Za-z_-]*\[.*\]|[A-Z][A-Za-z]*)$")
-
-
-def field_path(loc: Sequence[Any]) -> str:
-    """('body', 'messages', 0, 'content', 'str') -> 'messages[0].content' (the name a client knows)."""
-    parts = list(loc)
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    parts = [p for p in parts if isinstance(p, int) or not _UNION_TAG.match(str(p))]
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out += f".{p}" if out else str(p)
-    return out
-
-
 def validation_error(exc: RequestValidationError) -> APIError:
     errors = list(exc.errors())
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
@@ -71,13 +52,14 @@ def validation_error(exc: RequestValidationError) -> APIError:
                                                                       "model_type", "missing"):
         return APIError(400, "the request body must be a JSON object (Content-Type: application/json)",
                         code="invalid_body")
-    by_field: dict[str, str] = {}  # one message per field (a union reports each of its branches)
+    by_field: dict[str, list[str]] = {}  # a union reports each of its branches: one line per field
     for err in errors:
         path = field_path(err.get("loc", ()))
         msg = "is required" if err.get("type") == "missing" else str(err.get("msg", "is invalid"))
-        by_field.setdefault(path, f"{path}: {msg}" if path else f"request body: {msg}")
-    more = f" (and {len(by_field) - 3} more)" if len(by_field) > 3 else ""
-    return APIError(400, "; ".join(list(by_field.values())[:3]) + more, param=field_path(first.get("loc", ())) or None,
+        by_field.setdefault(path, []).append(msg)
+    lines = [f"{path or 'request body'}: {merge_messages(msgs)}" for path, msgs in by_field.items()]
+    more = f" (and {len(lines) - 3} more)" if len(lines) > 3 else ""
+    return APIError(400, "; ".join(lines[:3]) + more, param=field_path(first.get("loc", ())) or None,
                     code="invalid_value")
 
 
@@ -89,20 +71,22 @@ async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     return error_response(validation_error(exc))
 
 
+# Starlette's own HTTP errors (routing, and FastAPI's body parsing) carry no code: give each one.
+HTTP_CODES = {400: "invalid_body", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}
+
+
 async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
     return error_response(APIError(exc.status_code, detail, code=code, headers=dict(exc.headers or {})))
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    # Our bug, not the client's: answer without details (Starlette re-raises it afterwards, so
-    # the server logs the traceback once).
-    return error_response(APIError(500, "internal server error", code="internal_error"))
-
-
 def install_error_handlers(app: FastAPI) -> None:
+    """Client errors. Unhandled exceptions are answered by `middleware.RequestContextMiddleware`
+    (a 500 with a request id), not here: a handler for `Exception` runs in Starlette's
+    outermost middleware, which re-raises after answering, and uvicorn then drops the
+    keep-alive connection."""
     app.add_exception_handler(APIError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(Exception, _unexpected)

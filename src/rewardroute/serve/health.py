@@ -4,6 +4,9 @@ A backend is reachable when `GET {base_url}/models` gets any HTTP answer below 5
 `health.probe_timeout_s` (a 404 from an endpoint without /models still proves it is up).
 Probes are cached for `health.cache_s`, since orchestrators poll health every few seconds.
 Ready means the models are loaded and, when backends are configured, at least one answers.
+A probe that reaches a backend whose breaker has waited out its open period counts as the
+breaker's trial: the breaker closes, so health shows the recovered backend as `closed` (and
+requests use it again) instead of `half_open` until some request happens to try it.
 """
 
 from __future__ import annotations
@@ -47,5 +50,10 @@ class BackendProber:
 
     async def probe_all(self) -> dict[str, BackendHealth]:
         results = await asyncio.gather(*(self._probe(b) for b in self.backends))
+        for b, r in zip(self.backends, results):
+            breaker = self.breakers[b.name]
+            # Only a probe made after the breaker opened proves the backend came back.
+            if r["reachable"] and breaker.state == "half_open" and self._cache[b.name][0] >= breaker.opened_at:
+                breaker.record_success()
         return {b.name: BackendHealth(**r, breaker=self.breakers[b.name].state)
                 for b, r in zip(self.backends, results)}

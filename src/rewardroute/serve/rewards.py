@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from ..data.schemas import Prompt
 from ..reward.base import RewardModel
-from .batcher import MicroBatcher
+from ..validation import clean_text
+from .batcher import BatcherClosed, MicroBatcher, RowError
 from .config import RewardSettings
 from .errors import APIError
 from .metrics import ServeMetrics
@@ -68,6 +69,12 @@ class RewardService:
         await self.batcher.close()
 
 
+def _clean_prompt(prompt: Prompt) -> Prompt:
+    if isinstance(prompt, str):
+        return clean_text(prompt)
+    return [m.model_copy(update={"content": clean_text(m.content)}) for m in prompt]
+
+
 async def handle_rewards(req: RewardsRequest, services: dict[str, RewardService], settings: RewardSettings,
                          metrics: ServeMetrics) -> RewardsResponse:
     service = services.get(req.model)
@@ -77,7 +84,14 @@ async def handle_rewards(req: RewardsRequest, services: dict[str, RewardService]
     if len(req.input) > settings.max_inputs:
         raise APIError(400, f"input: at most {settings.max_inputs} items per call, got {len(req.input)}",
                        param="input", code="too_many_inputs")
-    scored = await service.score([(item.prompt, item.response) for item in req.input])
+    pairs = [(_clean_prompt(item.prompt), clean_text(item.response)) for item in req.input]
+    try:
+        scored = await service.score(pairs)
+    except RowError as e:  # this item failed alone: the other calls of its batch were answered
+        raise APIError(400, f"input[{e.index}]: the reward model could not score this item "
+                            f"({type(e.cause).__name__})", param=f"input[{e.index}]", code="unscorable_input") from None
+    except BatcherClosed:
+        raise APIError(503, "the server is shutting down", code="shutting_down") from None
     metrics.reward_inputs.inc(len(scored), model=req.model)
     data = [RewardDatum(index=i, reward=s.reward, domain=s.domain, domain_probs=s.domain_probs)
             for i, s in enumerate(scored)]

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..validation import clean_text
 from ..zooter.policy import argmax_policy, cost_aware_policy, cost_vector
 from .batcher import MicroBatcher
 from .config import RouterSettings
@@ -218,6 +219,7 @@ class QueryRouter:
         """(probabilities over `self.backends`, whether the cache answered)."""
         if self._batcher is None:
             return np.full(len(self.backends), 1.0 / len(self.backends)), True
+        text = clean_text(text)
         key = hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=16).hexdigest()
         hit = self._cache.get(key)
         if hit is not None:

@@ -16,6 +16,9 @@ class TrainingArgs(BaseModel):
     max_grad_norm: float = Field(default=1.0, gt=0)
     seed: int = 42
     eval_batch_size: int = Field(default=64, ge=1)
-    # Resumable training: state is written this often (seconds) and at every epoch end.
+    # Resumable training: state is written at every epoch end, every `checkpoint_every_steps`
+    # optimizer steps and every `checkpoint_every_s` seconds, whichever comes first, so a run
+    # killed in its first epoch loses at most that much.
+    checkpoint_every_steps: int = Field(default=50, ge=1)
     checkpoint_every_s: float = Field(default=300.0, gt=0)
     resume: bool = True

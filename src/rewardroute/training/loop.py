@@ -3,6 +3,10 @@
 AdamW, linear warmup then linear decay, gradient clipping, evaluation after every epoch
 keeping the best weights, a seed, a rich progress bar, and resume state written atomically
 to `<out>.resume/` so an interrupted run carries on where it stopped.
+
+The resume state is what an exact resume needs and no more: the trainable parameters (never
+frozen ones), the optimizer's moments, the schedule, the RNG, and the best epoch's weights
+only while they differ from the current ones.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ def load_trainable(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 def fingerprint(args: TrainingArgs, items: Sequence[Any], extra: str = "") -> str:
     """Identifies a job, so that resume state is never applied to a different one."""
-    h = hashlib.sha256(args.model_dump_json(exclude={"checkpoint_every_s", "resume"}).encode())
+    h = hashlib.sha256(args.model_dump_json(exclude={"checkpoint_every_s", "checkpoint_every_steps",
+                                                     "resume"}).encode())
     h.update(str(len(items)).encode())
     for it in items[:50]:
         h.update(repr(getattr(it, "id", it)).encode())
@@ -111,7 +116,7 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
                           f"step {skip_steps}")
 
     t0 = time.perf_counter() - result.seconds
-    last_save = time.perf_counter()
+    last_save, last_save_step = time.perf_counter(), result.steps
     params = [p for p in model.parameters() if p.requires_grad]
     with progress() as bar:
         task = bar.add_task(desc, total=total, completed=start_epoch * steps_per_epoch + skip_steps, status="")
@@ -133,10 +138,12 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
                 for k, v in stats.items():  # exponential moving average for the status line
                     running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
                 bar.update(task, advance=1, status=" ".join(f"{k}={v:.3f}" for k, v in running.items()))
-                if resume_dir is not None and time.perf_counter() - last_save > args.checkpoint_every_s:
+                due = (result.steps - last_save_step >= args.checkpoint_every_steps
+                       or time.perf_counter() - last_save > args.checkpoint_every_s)
+                if resume_dir is not None and due and step + 1 < steps_per_epoch:  # the epoch end saves anyway
                     result.seconds = time.perf_counter() - t0
                     _save(resume_dir, fp, model, optimizer, scheduler, epoch, step + 1, result, best_state)
-                    last_save = time.perf_counter()
+                    last_save, last_save_step = time.perf_counter(), result.steps
             skip_steps = 0
             metric = eval_fn() if eval_fn is not None else None
             record = {"epoch": epoch + 1, "valid": metric, **{f"train_{k}": v for k, v in running.items()}}
@@ -153,8 +160,10 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
                                   f"{'  (best)' if result.best_epoch == epoch + 1 else ''}", highlight=False)
             result.seconds = time.perf_counter() - t0
             if resume_dir is not None and epoch + 1 < args.epochs:
-                _save(resume_dir, fp, model, optimizer, scheduler, epoch + 1, 0, result, best_state)
-                last_save = time.perf_counter()
+                current_is_best = result.best_epoch == epoch + 1
+                _save(resume_dir, fp, model, optimizer, scheduler, epoch + 1, 0, result,
+                      None if current_is_best else best_state, best_is_current=current_is_best)
+                last_save, last_save_step = time.perf_counter(), result.steps
     if best_state is not None:
         load_trainable(model, best_state)
     if eval_fn is None:
@@ -165,15 +174,18 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
 
 
 def _save(folder: Path, fp: str, model, optimizer, scheduler, epoch: int, step: int,
-          result: TrainResult, best_state) -> None:
+          result: TrainResult, best_state, *, best_is_current: bool = False) -> None:
+    """`best_is_current`: the best weights are the current ones, stored once (not twice)."""
     with atomic_dir(folder) as tmp:
         torch.save({
+            # trainable_state: never the frozen weights, which the model rebuilds from its source
             "model": trainable_state(model), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "best": best_state, "rng": torch.get_rng_state(),
+            "scheduler": scheduler.state_dict(), "best": None if best_is_current else best_state,
+            "rng": torch.get_rng_state(),
         }, tmp / "state.pt")
         meta = {"fingerprint": fp, "epoch": epoch, "step": step, "best_metric": result.best_metric,
                 "best_epoch": result.best_epoch, "history": result.history, "steps": result.steps,
-                "seconds": result.seconds}
+                "seconds": result.seconds, "best_is_current": best_is_current}
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
@@ -193,4 +205,5 @@ def _restore(folder: Path, fp: str, model, optimizer, scheduler):
     torch.set_rng_state(state["rng"])
     result = TrainResult(best_metric=meta["best_metric"], best_epoch=meta["best_epoch"],
                          history=meta["history"], steps=meta["steps"], seconds=meta["seconds"])
-    return meta["epoch"], meta["step"], result, state["best"]
+    best = trainable_state(model) if meta.get("best_is_current") else state["best"]
+    return meta["epoch"], meta["step"], result, best
