@@ -69,7 +69,7 @@ def save_weights(module: nn.Module, file: Path, keys: Iterable[str] | None = Non
     state = module.state_dict()
     keys = list(state) if keys is None else list(keys)
     # clone: safetensors refuses tensors that share storage
-    save_file({k: state[k].detach().contiguous().clone() for k in keys}, str(file), metadata=metadata)
+    save_file({k: state[k].detach().cpu().contiguous().clone() for k in keys}, str(file), metadata=metadata)
 
 
 def load_weights(module: nn.Module, file: Path, expected_keys: Iterable[str], what: str) -> None:

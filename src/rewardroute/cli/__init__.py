@@ -50,4 +50,9 @@ for _module, _name in _GROUPS:
 
 
 def main() -> None:
-    app()
+    from ..runtime import end_processes
+
+    try:
+        app()
+    finally:  # under torchrun / accelerate launch: leave the process group cleanly
+        end_processes()

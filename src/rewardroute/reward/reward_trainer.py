@@ -72,14 +72,17 @@ def train_reward_model(model: RewardModel, train: Sequence[PreferencePair], vali
     """Train with the architecture's own `fit`, then save to `out` atomically with its history."""
     from .checkpoint import save_model
 
+    from ..runtime import is_main_process
+
     out = Path(out)
     resume_dir = out.with_name(out.name + ".resume")
     result = model.fit(train, valid, args, resume_dir=resume_dir)
-    save_model(model, out, extra={"training": {"args": args.model_dump(), "best_epoch": result.best_epoch,
-                                               "best_valid_accuracy": result.best_metric,
-                                               "history": result.history, "seconds": result.seconds,
-                                               "train_pairs": len(cap_pairs(train, args.max_pairs, args.seed))}})
-    _remove_tree(resume_dir)
+    if is_main_process():  # under a multi-process launch every rank holds the same weights
+        save_model(model, out, extra={"training": {"args": args.model_dump(), "best_epoch": result.best_epoch,
+                                                   "best_valid_accuracy": result.best_metric,
+                                                   "history": result.history, "seconds": result.seconds,
+                                                   "train_pairs": len(cap_pairs(train, args.max_pairs, args.seed))}})
+        _remove_tree(resume_dir)
     return result
 
 

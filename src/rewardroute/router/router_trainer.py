@@ -74,8 +74,8 @@ def fit_router(router: ExpertRouter, texts: Sequence[str], targets: torch.Tensor
 
         def step(batch: list[int]):
             idx = torch.tensor(batch)
-            logits = router.head(emb[idx])
-            kl = kl_loss(logits, targets[idx])
+            logits = router.head(emb[idx].to(router.head.out.weight.device))
+            kl = kl_loss(logits, targets[idx].to(logits.device))
             return kl + args.head_l2 * head_penalty(router), {"kl": kl.item()}
 
         def evaluate() -> float:
@@ -83,7 +83,7 @@ def fit_router(router: ExpertRouter, texts: Sequence[str], targets: torch.Tensor
     else:
         def step(batch: list[int]):
             logits = router([texts[i] for i in batch], **backbone_kwargs)
-            kl = kl_loss(logits, targets[torch.tensor(batch)])
+            kl = kl_loss(logits, targets[torch.tensor(batch)].to(logits.device))
             return kl + args.head_l2 * head_penalty(router), {"kl": kl.item()}
 
         def evaluate() -> float:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..runtime import Precision, RuntimeConfig
 
 
 class TrainingArgs(BaseModel):
@@ -22,3 +24,19 @@ class TrainingArgs(BaseModel):
     checkpoint_every_steps: int = Field(default=50, ge=1)
     checkpoint_every_s: float = Field(default=300.0, gt=0)
     resume: bool = True
+    # Where and how (rewardroute.runtime): the device is not part of a run's identity (a run may
+    # resume elsewhere); the precision is. `grad_accum` splits each batch into that many
+    # micro-batches (same global batch, less memory); gradient checkpointing trades compute for
+    # activation memory. Neither changes the recipe.
+    device: str = "auto"
+    precision: Precision = "fp32"
+    grad_accum: int = Field(default=1, ge=1)
+    gradient_checkpointing: bool = False
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return RuntimeConfig(device=v).device
+
+    def runtime(self) -> RuntimeConfig:
+        return RuntimeConfig(device=self.device, precision=self.precision)

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..console import console, progress
 from ..io import atomic_dir
+from ..runtime import accelerator
 from .args import TrainingArgs
 from .seed import set_seed
 
@@ -55,8 +56,8 @@ def load_trainable(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 def fingerprint(args: TrainingArgs, items: Sequence[Any], extra: str = "") -> str:
     """Identifies a job, so that resume state is never applied to a different one."""
-    h = hashlib.sha256(args.model_dump_json(exclude={"checkpoint_every_s", "checkpoint_every_steps",
-                                                     "resume"}).encode())
+    h = hashlib.sha256(args.model_dump_json(exclude={"checkpoint_every_s", "checkpoint_every_steps", "resume",
+                                                     "device", "grad_accum", "gradient_checkpointing"}).encode())
     h.update(str(len(items)).encode())
     for it in items[:50]:
         h.update(repr(getattr(it, "id", it)).encode())
@@ -97,7 +98,12 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
     """
     if not items:
         raise ValueError("no training items")
+    acc = accelerator(args.runtime())
+    world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
     set_seed(args.seed)
+    model.to(acc.device)
+    if args.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     optimizer = build_optimizer(model, args, lr_overrides)
     steps_per_epoch = math.ceil(len(items) / args.batch_size)
     total = steps_per_epoch * args.epochs
@@ -115,10 +121,15 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
             console.print(f"[yellow]resuming[/] {desc} from {resume_dir} at epoch {start_epoch + 1}, "
                           f"step {skip_steps}")
 
+    def save(epoch: int, step: int, best, **kw) -> None:  # one writer; the others wait for it
+        if main:
+            _save(resume_dir, fp, model, optimizer, scheduler, epoch, step, result, best, **kw)
+        acc.wait_for_everyone()
+
     t0 = time.perf_counter() - result.seconds
     last_save, last_save_step = time.perf_counter(), result.steps
     params = [p for p in model.parameters() if p.requires_grad]
-    with progress() as bar:
+    with progress(disable=not main) as bar:
         task = bar.add_task(desc, total=total, completed=start_epoch * steps_per_epoch + skip_steps, status="")
         for epoch in range(start_epoch, args.epochs):
             model.train()
@@ -127,14 +138,16 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
             running: dict[str, float] = {}
             for step in range(skip_steps, steps_per_epoch):
                 batch = [items[i] for i in order[step * args.batch_size:(step + 1) * args.batch_size]]
-                loss, stats = step_fn(batch)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss_value, stats = _accumulate(batch[rank::world], len(batch), world, args.grad_accum,
+                                                step_fn, acc)
+                if world > 1:
+                    _average_gradients(params)
                 torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 result.steps += 1
-                stats = {"loss": loss.item(), **stats}
+                stats = {"loss": loss_value, **stats}
                 for k, v in stats.items():  # exponential moving average for the status line
                     running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
                 bar.update(task, advance=1, status=" ".join(f"{k}={v:.3f}" for k, v in running.items()))
@@ -142,27 +155,28 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
                        or time.perf_counter() - last_save > args.checkpoint_every_s)
                 if resume_dir is not None and due and step + 1 < steps_per_epoch:  # the epoch end saves anyway
                     result.seconds = time.perf_counter() - t0
-                    _save(resume_dir, fp, model, optimizer, scheduler, epoch, step + 1, result, best_state)
+                    save(epoch, step + 1, best_state)
                     last_save, last_save_step = time.perf_counter(), result.steps
             skip_steps = 0
-            metric = eval_fn() if eval_fn is not None else None
+            metric = eval_fn() if eval_fn is not None else None  # every rank: the weights are identical
             record = {"epoch": epoch + 1, "valid": metric, **{f"train_{k}": v for k, v in running.items()}}
             result.history.append(record)
             if metric is None:  # no validation set: the last epoch is the one kept
                 result.best_epoch = epoch + 1
-                bar.console.print(f"{desc} epoch {epoch + 1}/{args.epochs} done (no validation set)",
-                                  highlight=False)
+                if main:
+                    bar.console.print(f"{desc} epoch {epoch + 1}/{args.epochs} done (no validation set)",
+                                      highlight=False)
             else:
                 if metric > result.best_metric:
                     result.best_metric, result.best_epoch = metric, epoch + 1
                     best_state = trainable_state(model)
-                bar.console.print(f"{desc} epoch {epoch + 1}/{args.epochs}: valid={metric:.4f}"
-                                  f"{'  (best)' if result.best_epoch == epoch + 1 else ''}", highlight=False)
+                if main:
+                    bar.console.print(f"{desc} epoch {epoch + 1}/{args.epochs}: valid={metric:.4f}"
+                                      f"{'  (best)' if result.best_epoch == epoch + 1 else ''}", highlight=False)
             result.seconds = time.perf_counter() - t0
             if resume_dir is not None and epoch + 1 < args.epochs:
                 current_is_best = result.best_epoch == epoch + 1
-                _save(resume_dir, fp, model, optimizer, scheduler, epoch + 1, 0, result,
-                      None if current_is_best else best_state, best_is_current=current_is_best)
+                save(epoch + 1, 0, None if current_is_best else best_state, best_is_current=current_is_best)
                 last_save, last_save_step = time.perf_counter(), result.steps
     if best_state is not None:
         load_trainable(model, best_state)
@@ -171,6 +185,49 @@ def train_loop(model: nn.Module, items: Sequence[Any], step_fn: StepFn, eval_fn:
     result.seconds = time.perf_counter() - t0
     model.eval()
     return result
+
+
+def _accumulate(local: list[Any], global_size: int, world: int, grad_accum: int, step_fn: StepFn,
+                acc) -> tuple[float, dict[str, float]]:
+    """Backward this process's share of a batch in `grad_accum` micro-batches, each loss weighted
+    so that averaging the gradients over processes gives the gradient of the whole batch's mean
+    loss. Returns this share's mean loss and the last micro-batch's stats."""
+    total, stats = 0.0, {}
+    for chunk in (c for c in _chunks(local, grad_accum) if c):
+        with acc.autocast():
+            loss, stats = step_fn(chunk)
+        (loss * (len(chunk) * world / global_size)).backward()
+        total += loss.item() * len(chunk)
+    return (total / len(local) if local else 0.0), stats
+
+
+def _chunks(rows: list[Any], n: int) -> list[list[Any]]:
+    size = math.ceil(len(rows) / n) if rows else 0
+    return [rows[i:i + size] for i in range(0, len(rows), size)] if size else []
+
+
+def _average_gradients(params: list[nn.Parameter]) -> None:
+    """Mean of every gradient over the processes, in one collective through Accelerate. A part
+    trained through several forward paths (adapters, routers, experts) has parameters without a
+    gradient on some ranks: they count as zeros, which DDP's one-forward contract cannot express."""
+    from accelerate.utils import reduce
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset:offset + n].view_as(g).clone()
+        offset += n
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute activations in the backward pass for every transformers model inside `model`."""
+    from transformers import PreTrainedModel
+
+    for m in model.modules():
+        if isinstance(m, PreTrainedModel) and m.supports_gradient_checkpointing:
+            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def _save(folder: Path, fp: str, model, optimizer, scheduler, epoch: int, step: int,
