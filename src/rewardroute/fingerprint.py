@@ -38,13 +38,13 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def tree_sha256(folder: str | Path) -> str:
-    """sha256 over every file of a folder (relative names and contents, in sorted order):
-    the identity of a checkpoint, its config and weights together. Hidden files (temporary
-    copies, sidecars) are left out."""
+def tree_sha256(folder: str | Path, pattern: str = "*") -> str:
+    """sha256 over the files of a folder matching `pattern` (relative names and contents, in
+    sorted order): the identity of a checkpoint, its config and weights together. Hidden files
+    (temporary copies, sidecars) are left out."""
     folder = Path(folder)
     h = hashlib.sha256()
-    files = sorted(p for p in folder.rglob("*")
+    files = sorted(p for p in folder.rglob(pattern)
                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     for p in files:
         h.update(p.relative_to(folder).as_posix().encode("utf-8") + b"\0")
@@ -55,6 +55,23 @@ def tree_sha256(folder: str | Path) -> str:
 def checkpoint_identity(path: str | Path) -> str:
     """A model's identity: the hash of its checkpoint folder (config, weights, tokenizer)."""
     return "sha256:" + tree_sha256(path)
+
+
+def code_identity(*parts: str) -> str:
+    """sha256 of the rewardroute sources under `parts` (sub-packages or modules, e.g. "reward",
+    "backbone.py"): a cache of results goes stale when the code that made them changes."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for part in sorted(parts):
+        path = root / part
+        h.update(part.encode("utf-8") + b"\0")
+        h.update((tree_sha256(path, "*.py") if path.is_dir() else file_sha256(path)).encode("ascii"))
+    return h.hexdigest()
+
+
+def short_key(fields: Mapping[str, Any]) -> str:
+    """A 12-hex-digit name for a fingerprint: cache entries keyed by it never collide in practice."""
+    return hashlib.sha256(json.dumps(dict(fields), sort_keys=True, default=str).encode("utf-8")).hexdigest()[:12]
 
 
 def rows_sha256(rows: Iterable[Any]) -> str:
