@@ -22,7 +22,8 @@ def main() -> None:
     ap.add_argument("--no-readme", action="store_true", help="leave the README status table alone")
     args = ap.parse_args()
     done = regenerate(args.root or repo_root(), readme=not args.no_readme, only=args.only)
-    print(f"sections: {', '.join(done['sections']) or 'none'}; README status rows: {len(done['status_rows'])}")
+    print(f"sections: {', '.join(done['sections']) or 'none'}; kept as they were (no renderer): "
+          f"{', '.join(done['kept']) or 'none'}; README status rows: {len(done['status_rows'])}")
 
 
 if __name__ == "__main__":

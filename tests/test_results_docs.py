@@ -164,10 +164,15 @@ def repo(tmp_path) -> Path:
 
 
 def test_regenerate_rewrites_sections_and_only_the_readme_status_block(repo):
+    md = repo / "benchmarks" / "RESULTS.md"
+    md.write_text(md.read_text() + "<!-- other:start -->\nno script renders this\n<!-- other:end -->\n")
+    assert regenerate(repo, only="toy")["sections"] == ["toy"]
+    assert "value 7" in md.read_text() and md.read_text().count("kept") == 1  # one section, the rest as it was
     done = regenerate(repo)
-    assert done == {"sections": ["toy"], "status_rows": ["toy figure"]}
-    results = (repo / "benchmarks" / "RESULTS.md").read_text()
-    assert "value 7" in results and "old" not in results and results.endswith("kept\n")
+    assert done == {"sections": ["toy"], "status_rows": ["toy figure"], "kept": ["other"]}
+    results = md.read_text()
+    assert "value 7" in results and "old" not in results and "no script renders this" in results
+    assert "kept\n" not in results  # hand-written prose between sections is not carried over
     readme = (repo / "README.md").read_text()
     assert readme.startswith("intro\n\n") and readme.endswith("rest ± stays\n")
     assert "| toy figure | 7 |  | one run |" in readme and "old table" not in readme and "| 1 |" not in readme

@@ -70,6 +70,16 @@ def replace_block(text: str, start: str, end: str, body: str, *, append: bool) -
     return text.rstrip() + "\n\n" + block + "\n"
 
 
+RESULTS_HEADER = ("# Benchmark results\n\nGenerated from `benchmarks/results/*.json` by `python benchmarks/publish.py` "
+                  "(each benchmark also writes its own section when it finishes). Do not edit by hand.\n")
+
+
+def existing_blocks(text: str) -> dict[str, str]:
+    """name -> body of every `<!-- name:start -->` ... `<!-- name:end -->` section, in order."""
+    return {m.group(1): m.group(2).strip("\n") for m in
+            re.finditer(r"<!-- ([\w.-]+):start -->\n?(.*?)<!-- \1:end -->", text, re.S)}
+
+
 def update_results_section(path: Path, name: str, markdown: str) -> None:
     """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in RESULTS.md
     (appending the section when it is new), leaving every other section alone."""
@@ -147,18 +157,34 @@ def regenerate(root: Path, *, sections: bool = True, readme: bool = True,
     bench_dir = root / "benchmarks"
     results = load_results(bench_dir / "results")
     modules = {b: script_module(bench_dir, b) for b in {r["benchmark"] for r in results.values()}}
-    done: dict[str, list[str]] = {"sections": [], "status_rows": []}
+    done: dict[str, list[str]] = {"sections": [], "status_rows": [], "kept": []}
     rows: list[Row] = []
+    md_path = bench_dir / "RESULTS.md"
+    old_blocks = existing_blocks(md_path.read_text(encoding="utf-8") if md_path.exists() else "")
+    blocks: dict[str, str] = {}
     for name, res in _ordered(results):
         module = modules[res["benchmark"]]
         if sections and (only is None or only == name) and module is not None and hasattr(module, "markdown"):
-            update_results_section(bench_dir / "RESULTS.md", name, module.markdown(res))
+            if only is not None:
+                update_results_section(md_path, name, module.markdown(res))
+            blocks[name] = module.markdown(res)
             done["sections"].append(name)
+        elif name in old_blocks:
+            blocks[name] = old_blocks[name]
+            done["kept"].append(name)
         make_rows = getattr(module, "status_rows", None) or DEFAULT_ROWS.get(res["benchmark"])
         if make_rows is not None:
             new = make_rows(res)
             rows += new
             done["status_rows"] += [r[0] for r in new]
+    if sections and only is None:
+        # The whole file is rebuilt: generated sections, plus the old text of a section whose script
+        # cannot render it from its JSON (no `markdown(result)`); hand-written prose between
+        # sections is not kept, since no code checks what it claims.
+        blocks.update({k: v for k, v in old_blocks.items() if k not in blocks and k not in results})
+        done["kept"] += [k for k in old_blocks if k not in results]
+        write_text_atomic(md_path, RESULTS_HEADER + "".join(
+            f"\n<!-- {k}:start -->\n{v.rstrip()}\n<!-- {k}:end -->\n" for k, v in blocks.items()))
     if readme and rows:
         cpus = sorted({str(r.get("machine", {}).get("cpus")) for r in results.values() if r.get("machine")})
         path = root / "README.md"
