@@ -107,13 +107,20 @@ def limited(records: list[RoutingRecord], limit: int | None) -> list[RoutingReco
 
 
 class Embedder:
-    """Frozen MiniLM vectors of query texts through the on-disk cache."""
+    """Frozen MiniLM vectors of query texts through the on-disk cache. The cache is keyed by text
+    and backbone settings; its folder adds the backbone's weights, so new weights behind the
+    same name never reuse old vectors."""
 
     def __init__(self, cache: Path):
+        from rewardroute.backbone import resolve
+        from rewardroute.fingerprint import checkpoint_identity
+
         self.config = ZooterConfig()
         self.backbone = Backbone.load(self.config.backbone)
         self.probe = ExpertRouter.build(RouterConfig(experts=["_"], backbone=self.config.backbone), self.backbone)
-        self.cache = cache
+        path, gguf = resolve(self.config.backbone)
+        weights = checkpoint_identity(path) if Path(path).is_dir() else f"{path}:{gguf}"
+        self.cache = cache / short_key({"backbone_weights": weights})
 
     def __call__(self, records: list[RoutingRecord]) -> np.ndarray:
         return cached_embed(self.probe, [r.query for r in records], self.cache).numpy()

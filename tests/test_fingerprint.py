@@ -58,6 +58,20 @@ def test_checkpoint_identity_changes_with_any_weight_byte(tmp_path):
     assert checkpoint_identity(d) != a
 
 
+def test_code_and_cache_keys(tmp_path):
+    from rewardroute.fingerprint import code_identity, short_key, tree_sha256
+
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    before = tree_sha256(tmp_path / "pkg", "*.py")
+    (tmp_path / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"compiled")
+    assert tree_sha256(tmp_path / "pkg", "*.py") == before  # only the sources count
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert tree_sha256(tmp_path / "pkg", "*.py") != before
+    assert short_key({"a": 1, "b": [2]}) == short_key({"b": [2], "a": 1}) != short_key({"a": 1, "b": [3]})
+    assert len(code_identity("reward", "backbone.py")) == 64 and code_identity("reward") != code_identity("training")
+
+
 def test_guard_output_cases(tmp_path):
     out = tmp_path / "o.jsonl"
     assert guard_output(out, {"a": 1}) is False  # nothing there: a fresh start, fingerprint written
