@@ -631,7 +631,7 @@ def plots(result: dict[str, Any], parts: dict[str, Any]) -> list[str]:
         out.append(str(bar_plot({k: v["gap_recovered"]["mean"] for k, v in ab.items()},
                                 results_dir() / f"{name}_ablation.png",
                                 errors={k: v["gap_recovered"]["sd"] for k, v in ab.items()},
-                                ylabel="gap recovered (5-fold mean ± sd)", reference=0.0,
+                                ylabel=f"gap recovered ({result['folds']}-fold mean ± sd)", reference=0.0,
                                 title="AlpacaEval-57: label ablation")))
     return out
 
