@@ -195,6 +195,28 @@ def test_router_score_after_a_kill_resumes_only_with_the_same_model(two_rms, tmp
     assert res["resumed"] == 1 and res["responses_scored"] == 6
 
 
+def test_router_score_interrupted_mid_run_resumes_under_the_same_fingerprint(two_rms, tmp_path):
+    rm0, _ = two_rms
+    inp, out = _collected(tmp_path / "c.jsonl"), tmp_path / "s.jsonl"
+    scorer = load_scorer(rm0)
+    real, calls = scorer.score, []
+
+    def dies_on_third_chunk(p, r, **kw):
+        calls.append(len(p))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C (or a kill) in the middle of the run
+        return real(p, r, **kw)
+
+    scorer.score = dies_on_third_chunk
+    with pytest.raises(KeyboardInterrupt):
+        score_records(scorer, inp, out, chunk=1)
+    assert not out.exists() and len(out.with_name(out.name + ".partial").read_text().splitlines()) == 2
+    scorer.score = real
+    res = score_records(scorer, inp, out, chunk=1)
+    assert res["resumed"] == 2 and res["responses_scored"] == 4
+    assert [r.id for r in read_routing(out)] == ["0", "1", "2", "3"]
+
+
 # -- router collect -------------------------------------------------------------------------------
 
 def _backends(model_b: str = "f") -> list[BackendConfig]:
