@@ -44,6 +44,14 @@ def test_t_interval_over_folds():
     assert fmt(s) == f"0.300 [{0.3 - half:.3f}, {0.3 + half:.3f}] (5/5 folds)"
 
 
+def test_t_quantile_matches_scipy():
+    from rewardroute.eval.folds import t975
+
+    t = pytest.importorskip("scipy.stats").t  # a check only: the package does not depend on scipy
+    for df in (1, 2, 4, 9, 30, 31, 60, 500):
+        assert t975(df) == pytest.approx(float(t.ppf(0.975, df)), abs=2e-4)
+
+
 def test_claims_only_from_an_interval_that_excludes_zero():
     up = paired_diff([0.5, 0.6, 0.55, 0.52], [0.4, 0.45, 0.41, 0.44])
     assert verdict(up, "router", "knn").startswith("router higher than knn")
