@@ -13,14 +13,18 @@ What runs, each in its own process, all on 127.0.0.1:
     spends little of the two cores the server needs.
 
 Runs: one request at a time (direct and proxied, interleaved); the closed-loop load directly,
-through the proxy with distinct prompts, again with the same prompts (routing-cache hits), and
-with a bfloat16 router; /v1/rewards with micro-batching, without it (one forward pass per call),
-and batched in bfloat16; and a small run against two real llama.cpp servers (SmolLM2-135M).
+through the proxy with distinct prompts, again with the same prompts (routing-cache hits); the
+router's precision (float32 / bfloat16) and batching (on: up to 32 texts per pass / off: 1) as
+two separate factors, all four combinations; /v1/rewards in the same 2 x 2 design (micro-batching
+up to 64 pairs / one pass per call, float32 / bfloat16), so that each factor is compared with
+the other held fixed; and a small run against two real llama.cpp servers (SmolLM2-135M), direct
+(requests spread over both servers) and proxied (the router picks one of the same two).
 
 Prompts mix arithmetic and writing so that both backends get traffic. Routing overhead = proxy
 latency minus direct-to-backend latency, per percentile: one request at a time (the cost one
-request pays) and under the full load (which adds queueing at the saturated proxy). Lost =
-requests that got no HTTP answer at all; errors = answers other than 200. The 1-minute load
+request pays) and under the full load (which adds queueing at the saturated proxy). Latency
+percentiles are over the 200 answers; every other answer is counted (`non_200`), and lost =
+requests that got no HTTP answer at all; errors = requests without a 200 (both). The 1-minute load
 average is recorded: the two cores are shared, and other work inflates every latency.
 """
 
@@ -240,7 +244,8 @@ async def run_load(url: str, path: str, bodies: list[bytes], clients: int, timeo
                 lost += 1
                 failures.append(repr(e)[:200])
                 continue
-            latencies.append(time.perf_counter() - t0)
+            if status == 200:  # a fast error answer must not pass for a fast request
+                latencies.append(time.perf_counter() - t0)
             statuses[status] = statuses.get(status, 0) + 1
         conn.close()
 
@@ -248,9 +253,10 @@ async def run_load(url: str, path: str, bodies: list[bytes], clients: int, timeo
     await asyncio.gather(*(client() for _ in range(clients)))
     wall = time.perf_counter() - t0
     ok = statuses.get(200, 0)
-    ms = np.array(latencies) * 1000 if latencies else np.zeros(1)
-    return {"requests": len(bodies), "clients": clients, "answered": len(latencies), "ok": ok,
-            "errors": len(bodies) - ok, "lost": lost, "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    ms = np.array(latencies) * 1000 if latencies else np.full(1, np.nan)  # no 200 answer: no latency
+    answered = sum(statuses.values())
+    return {"requests": len(bodies), "clients": clients, "answered": answered, "ok": ok,
+            "non_200": answered - ok, "errors": len(bodies) - ok, "lost": lost, "statuses": {str(k): v for k, v in sorted(statuses.items())},
             "seconds": round(wall, 3), "throughput_rps": round(ok / wall, 1),
             "first_failure": failures[0] if failures else None,
             "p50_ms": round(float(np.percentile(ms, 50)), 2), "p90_ms": round(float(np.percentile(ms, 90)), 2),
@@ -258,24 +264,27 @@ async def run_load(url: str, path: str, bodies: list[bytes], clients: int, timeo
             "_ms": ms}
 
 
-async def run_sequential(direct_url: str, proxy_url: str, prompts: list[str], n: int) -> tuple[list, list]:
+async def run_sequential(direct_url: str, proxy_url: str, prompts: list[str], n: int) -> dict[str, dict]:
     """One request at a time, alternating direct and proxied, each on its own keep-alive
-    connection: the latency a single request pays, without queueing."""
+    connection: the latency a single request pays, without queueing. Per side: the latencies
+    of the 200 answers and the count of other answers."""
     d_host, d_port, d_prefix = split_url(direct_url)
     p_host, p_port, p_prefix = split_url(proxy_url)
     direct, proxied = Conn(d_host, d_port), Conn(p_host, p_port)
-    d_ms, p_ms = [], []
+    sides = {"direct": {"ms": [], "non_200": 0}, "proxy": {"ms": [], "non_200": 0}}
     for i in range(n):
-        for conn, path, model, out in ((direct, d_prefix + "/chat/completions", "stub", d_ms),
-                                       (proxied, p_prefix + "/v1/chat/completions", "rewardroute", p_ms)):
-            body = chat_bodies([prompts[2 * i + (out is p_ms)]], model)[0]
+        for conn, path, model, side in ((direct, d_prefix + "/chat/completions", "stub", "direct"),
+                                        (proxied, p_prefix + "/v1/chat/completions", "rewardroute", "proxy")):
+            body = chat_bodies([prompts[2 * i + (side == "proxy")]], model)[0]
             t0 = time.perf_counter()
             status, _ = await conn.post(path, body)
             if status == 200:
-                out.append((time.perf_counter() - t0) * 1000)
+                sides[side]["ms"].append((time.perf_counter() - t0) * 1000)
+            else:
+                sides[side]["non_200"] += 1
     direct.close()
     proxied.close()
-    return d_ms, p_ms
+    return sides
 
 
 def chat_bodies(prompts: list[str], model: str) -> list[bytes]:
@@ -358,39 +367,54 @@ def proxied_load(proxy: str, prompts: list[str], clients: int, direct: dict) -> 
             "routed_to": routed_counts(before, after)}
 
 
+# The router's two factors, every combination: (precision, batching on).
+ROUTER_GRID = (("float32", True), ("float32", False), ("bfloat16", True), ("bfloat16", False))
+ROUTER_MAX_BATCH = 32
+
+
+def chat_key(precision: str, batched: bool) -> str:
+    """Result key of a proxied load run ("proxy" is float32 with batching, as in older results)."""
+    return "proxy" + ("_bf16" if precision == "bfloat16" else "") + ("" if batched else "_unbatched")
+
+
 def chat_phase(args, tmp: Path, router_dir: Path) -> dict:
     n = args.requests
-    prompts = make_prompts(3 * n + 2 * args.sequential + 200, args.seed + 1)
+    prompts = make_prompts((len(ROUTER_GRID) + 1) * n + 2 * args.sequential + 100, args.seed + 1)
     warm, seq_p = prompts[:100], prompts[100:100 + 2 * args.sequential]
     load_p = prompts[100 + 2 * args.sequential:]
     out: dict = {}
     with stub_backend(tmp) as stub:
+        # both backend names lead to the same stub process: the direct runs hit that same server
         backend = {"base_url": stub, "model": "stub", "max_concurrency": 256, "max_retries": 1, "timeout_s": 30}
-        for precision in ("float32", "bfloat16"):
+        for cell, (precision, batched) in enumerate(ROUTER_GRID):
+            router = {"path": str(router_dir), "precision": precision, "max_batch": ROUTER_MAX_BATCH if batched else 1}
             config = {"server": {"torch_threads": args.torch_threads, "log_level": "warning"},
                       "backends": [{"name": "fast-a", **backend}, {"name": "fast-b", **backend}],
-                      "router": {"path": str(router_dir), "precision": precision}, "auth": {"api_keys_env": None}}
-            with rewardroute_serve(config, tmp, f"chat-{precision}") as proxy:
-                log(f"[{precision}] warming up")
+                      "router": router, "auth": {"api_keys_env": None}}
+            key = chat_key(precision, batched)
+            with rewardroute_serve(config, tmp, f"chat-{key}") as proxy:
+                log(f"[{key}] warming up")
                 asyncio.run(run_load(proxy, "/v1/chat/completions", chat_bodies(warm, "rewardroute"), 4))
-                if precision == "float32":
+                if cell == 0:
                     asyncio.run(run_load(stub, "/chat/completions", chat_bodies(warm, "stub"), 4))
                     log(f"sequential: {args.sequential} requests to each, interleaved")
-                    seq_direct, seq_proxy = asyncio.run(run_sequential(stub, proxy, seq_p, args.sequential))
-                    seq = {name: {f"p{q}_ms": round(float(np.percentile(v, q)), 2) for q in (50, 90, 99)}
-                           for name, v in (("direct", seq_direct), ("proxy", seq_proxy))}
+                    sides = asyncio.run(run_sequential(stub, proxy, seq_p, args.sequential))
+                    seq = {name: {**{f"p{q}_ms": round(float(np.percentile(v["ms"] or [np.nan], q)), 2)
+                                     for q in (50, 90, 99)}, "ok": len(v["ms"]), "non_200": v["non_200"]}
+                           for name, v in sides.items()}
                     out["sequential"] = {**seq, "overhead_ms": overhead(seq["proxy"], seq["direct"]),
                                          "requests": args.sequential}
                     log(f"load: {n} requests from {args.clients} clients, direct")
                     out["direct"] = public(asyncio.run(run_load(stub, "/chat/completions",
                                                                 chat_bodies(load_p[:n], "stub"), args.clients)))
-                    log(f"load: {n} distinct requests through the proxy")
-                    out["proxy"] = proxied_load(proxy, load_p[n:2 * n], args.clients, out["direct"])
+                    out["direct"]["servers"] = 1
+                chunk = load_p[(cell + 1) * n:(cell + 2) * n]
+                log(f"load: {n} distinct requests through the proxy ({precision}, batching {'on' if batched else 'off'})")
+                out[key] = proxied_load(proxy, chunk, args.clients, out["direct"])
+                out[key].update(precision=precision, router_max_batch=router["max_batch"], servers=1)
+                if cell == 0:
                     log(f"load: the same {n} requests again (routing cache)")
-                    out["proxy_cached"] = proxied_load(proxy, load_p[n:2 * n], args.clients, out["direct"])
-                else:
-                    log(f"load: {n} distinct requests through the proxy, bfloat16 router")
-                    out["proxy_bf16"] = proxied_load(proxy, load_p[2 * n:3 * n], args.clients, out["direct"])
+                    out["proxy_cached"] = proxied_load(proxy, chunk, args.clients, out["direct"])
     return out
 
 
@@ -401,9 +425,9 @@ def reward_phase(args, tmp: Path, rm_dir: Path) -> dict:
         rng.choice(["The answer", "is", "clearly", "about", "42", "because", "we", "add", "the", "numbers"])
         for _ in range(40))}]}).encode() for p in prompts]
     out = {}
-    runs = (("batched", {"max_batch": 64, "batch_window_ms": 5}),
-            ("unbatched", {"max_batch": 1, "batch_window_ms": 0}),
-            ("batched_bf16", {"max_batch": 64, "batch_window_ms": 5, "precision": "bfloat16"}))
+    on, off = {"max_batch": 64, "batch_window_ms": 5}, {"max_batch": 1, "batch_window_ms": 0}
+    runs = (("batched", on), ("unbatched", off),  # precision and batching: every combination
+            ("batched_bf16", {**on, "precision": "bfloat16"}), ("unbatched_bf16", {**off, "precision": "bfloat16"}))
     for name, batching in runs:
         config = {"server": {"torch_threads": args.torch_threads, "log_level": "warning"},
                   "rewards": {"models": [{"name": "rm", "path": str(rm_dir)}], **batching},
@@ -417,12 +441,32 @@ def reward_phase(args, tmp: Path, rm_dir: Path) -> dict:
         label = '{model="rm"}'
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in
                  (f"rewardroute_reward_batch_size_count{label}", f"rewardroute_reward_batch_size_sum{label}")}
-        out[name] = {**stats, "pairs_per_s": stats["throughput_rps"],
-                     **batch_stats(delta, "rewardroute_reward_batch_size", label)}
-    base = max(out["unbatched"]["pairs_per_s"], 1e-9)
-    out["speedup"] = round(out["batched"]["pairs_per_s"] / base, 2)
-    out["speedup_bf16"] = round(out["batched_bf16"]["pairs_per_s"] / base, 2)
+        out[name] = {**stats, "pairs_per_s": stats["throughput_rps"], "precision": batching.get("precision", "float32"),
+                     "max_batch": batching["max_batch"], **batch_stats(delta, "rewardroute_reward_batch_size", label)}
+    out["factors"] = reward_factors(out)
     return out
+
+
+def ratio(a: dict | None, b: dict | None, key: str) -> float | None:
+    if not a or not b or not b.get(key):
+        return None
+    return round(a[key] / b[key], 2)
+
+
+def reward_factors(r: dict) -> dict[str, float | None]:
+    """Each factor's effect on pairs/s with the other held fixed (None where a run is missing)."""
+    return {"batching_at_float32": ratio(r.get("batched"), r.get("unbatched"), "pairs_per_s"),
+            "batching_at_bfloat16": ratio(r.get("batched_bf16"), r.get("unbatched_bf16"), "pairs_per_s"),
+            "bfloat16_batched": ratio(r.get("batched_bf16"), r.get("batched"), "pairs_per_s"),
+            "bfloat16_unbatched": ratio(r.get("unbatched_bf16"), r.get("unbatched"), "pairs_per_s")}
+
+
+def router_factors(c: dict) -> dict[str, float | None]:
+    """The router's factors on proxied throughput, the other held fixed."""
+    return {"batching_at_float32": ratio(c.get("proxy"), c.get("proxy_unbatched"), "throughput_rps"),
+            "batching_at_bfloat16": ratio(c.get("proxy_bf16"), c.get("proxy_bf16_unbatched"), "throughput_rps"),
+            "bfloat16_batched": ratio(c.get("proxy_bf16"), c.get("proxy"), "throughput_rps"),
+            "bfloat16_unbatched": ratio(c.get("proxy_bf16_unbatched"), c.get("proxy_unbatched"), "throughput_rps")}
 
 
 def llama_phase(args, tmp: Path, router_dir: Path) -> dict | None:
@@ -455,15 +499,33 @@ def llama_phase(args, tmp: Path, router_dir: Path) -> dict | None:
                   "router": {"path": str(router_dir)}, "auth": {"api_keys_env": None}}
         prompts = make_prompts(2 * args.llama_requests, args.seed + 4)
         with rewardroute_serve(config, tmp, "llama") as proxy:
-            log(f"llama.cpp: {args.llama_requests} requests, direct and through the proxy")
-            direct = public(asyncio.run(run_load(urls[0], "/chat/completions",
-                                                 chat_bodies(prompts[:args.llama_requests], "fast-a"), 2, 120)))
+            log(f"llama.cpp: {args.llama_requests} requests, direct (both servers) and through the proxy")
+            direct = asyncio.run(spread_load(urls, [n for n in ("fast-a", "fast-b")],
+                                             prompts[:args.llama_requests], 2, 120))
             proxied = public(asyncio.run(run_load(proxy, "/v1/chat/completions",
                                                   chat_bodies(prompts[args.llama_requests:], "rewardroute"), 2, 120)))
-    return {"direct": direct, "proxy": proxied, "max_tokens": 8, "clients": 2}
+    return {"direct": direct, "proxy": proxied, "max_tokens": 8, "clients": 2, "servers": 2}
+
+
+async def spread_load(urls: list[str], models: list[str], prompts: list[str], clients: int, timeout: float) -> dict:
+    """The direct side of a proxied run over several servers: the prompts dealt round-robin over
+    the same servers, each share at `clients // len(urls)` clients, run at once."""
+    shares = [prompts[i::len(urls)] for i in range(len(urls))]
+    parts = await asyncio.gather(*(run_load(u, "/chat/completions", chat_bodies(p, m), max(1, clients // len(urls)), timeout)
+                                   for u, m, p in zip(urls, models, shares) if p))
+    ms = np.concatenate([p["_ms"] for p in parts if p["ok"]]) if any(p["ok"] for p in parts) else np.zeros(1)
+    counts = {k: sum(p[k] for p in parts) for k in ("requests", "answered", "ok", "non_200", "errors", "lost")}
+    return {**counts, "clients": clients, "servers": len(urls),
+            **{f"p{q}_ms": round(float(np.percentile(ms, q)), 2) for q in (50, 90, 99)}}
+
+
+def _ratio_text(v: float | None) -> str:
+    return "–" if v is None else f"{v}x"
 
 
 def markdown(res: dict) -> str:
+    """The section from the JSON alone (older results without some runs print "–" there).
+    Every figure is one run: no interval, so no sentence says one setting beats another."""
     c, r, t = res["chat"], res["rewards"], res["targets"]
     seq = c["sequential"]
     load_avg = res["load_average"]
@@ -472,48 +534,87 @@ def markdown(res: dict) -> str:
         "",
         f"`{res['command']}`, {res['date']}, {res['machine']['cpus']} CPUs shared with other work (1-minute load "
         f"average {load_avg['start']} at the start, {load_avg['end']} at the end). One `rewardroute serve` worker "
-        f"with the default MiniLM router (torch threads {res['config']['torch_threads']}), a stub backend that "
-        "answers at once, and the load generator: three processes on loopback. Prompts are distinct except in the "
-        "cached row. Overhead = proxy latency - direct latency at the same percentile.",
+        f"with the default MiniLM router (torch threads {res['config']['torch_threads']}), one stub backend process "
+        "that answers at once (both backend names of the proxy lead to it, and the direct runs go to it too), and "
+        "the load generator: three processes on loopback. Prompts are distinct except in the cached row. Latency "
+        "percentiles are over 200 answers; other answers are counted in non-200, requests with no answer in lost. "
+        "Overhead = proxy latency - direct latency at the same percentile. Each figure is a single run (no interval).",
         "",
-        "| chat completions | requests | clients | ok | errors | lost | req/s | p50 ms | p99 ms | overhead p50 / p99 ms "
-        "| router batch |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| chat completions | router precision | router batching | requests | clients | ok | non-200 | lost | req/s "
+        "| p50 ms | p99 ms | overhead p50 / p99 ms | router batch |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    rows = [("direct to the backend", c["direct"]), ("proxy, float32 router", c["proxy"]),
-            ("proxy, float32, routing cache hits", c["proxy_cached"]), ("proxy, bfloat16 router", c["proxy_bf16"])]
-    for name, s in rows:
+    rows = [("direct to the backend", "direct", "", ""),
+            ("proxy", "proxy", "float32", "on"), ("proxy", "proxy_unbatched", "float32", "off"),
+            ("proxy", "proxy_bf16", "bfloat16", "on"), ("proxy", "proxy_bf16_unbatched", "bfloat16", "off"),
+            ("proxy, routing cache hits", "proxy_cached", "float32", "on")]
+    for name, key, prec, batching in rows:
+        s = c.get(key)
+        if not s:
+            continue
         ov = s.get("overhead_ms")
         ov_text = f"{ov['p50']} / {ov['p99']}" if ov else "-"
         batch = s.get("router_batches", {}).get("mean_batch")
-        lines.append(f"| {name} | {s['requests']} | {s['clients']} | {s['ok']} | {s['errors']} | {s['lost']} | "
-                     f"{s['throughput_rps']} | {s['p50_ms']} | {s['p99_ms']} | {ov_text} | "
+        non200 = s.get("non_200", s["answered"] - s["ok"])
+        lines.append(f"| {name} | {prec} | {batching} | {s['requests']} | {s['clients']} | {s['ok']} | {non200} | "
+                     f"{s['lost']} | {s['throughput_rps']} | {s['p50_ms']} | {s['p99_ms']} | {ov_text} | "
                      f"{batch if batch is not None else '-'} |")
+    f = c.get("factors") or router_factors(c)
     so = seq["overhead_ms"]
+    seq_non200 = (f"; non-200 answers: direct {seq['direct']['non_200']}, proxy {seq['proxy']['non_200']}"
+                  if "non_200" in seq.get("direct", {}) else "; non-200 answers were not counted in this run")
     lines += [
+        "",
+        f"Router factors on proxied req/s, the other held fixed: batching on/off {_ratio_text(f['batching_at_float32'])} "
+        f"at float32, {_ratio_text(f['batching_at_bfloat16'])} at bfloat16; bfloat16/float32 "
+        f"{_ratio_text(f['bfloat16_batched'])} with batching, {_ratio_text(f['bfloat16_unbatched'])} without.",
         "",
         f"One request at a time ({seq['requests']} each, interleaved): direct p50 {seq['direct']['p50_ms']} ms, "
         f"proxy p50 {seq['proxy']['p50_ms']} ms; **routing overhead p50 {so['p50']} ms, p99 {so['p99']} ms** "
-        f"(target p50 < {TARGET_P50_MS:g}, p99 < {TARGET_P99_MS:g}: {'met' if t['sequential_met'] else 'missed'}). "
-        f"Under {c['proxy']['clients']} closed-loop clients the latency is mostly queueing behind router "
-        f"inference (target {'met' if t['load_met'] else 'missed'} with distinct prompts).",
+        f"(target p50 < {TARGET_P50_MS:g}, p99 < {TARGET_P99_MS:g}: {'met' if t['sequential_met'] else 'missed'} "
+        f"in this run){seq_non200}. Under {c['proxy']['clients']} closed-loop clients, float32 with batching: "
+        f"overhead p50 {c['proxy']['overhead_ms']['p50']} ms, p99 {c['proxy']['overhead_ms']['p99']} ms (target "
+        f"{'met' if t['load_met'] else 'missed'} in this run).",
         "",
-        "| /v1/rewards (1 pair per call) | calls | clients | ok | lost | pairs/s | mean batch | p50 ms | p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| /v1/rewards (1 pair per call) | precision | batching | calls | clients | ok | non-200 | lost | pairs/s "
+        "| mean batch | p50 ms | p99 ms |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in ("batched", "unbatched", "batched_bf16"):
-        s = r[name]
-        lines.append(f"| {name} | {s['requests']} | {s['clients']} | {s['ok']} | {s['lost']} | {s['pairs_per_s']} | "
+    for name, prec, batching in (("batched", "float32", "on"), ("unbatched", "float32", "off"),
+                                 ("batched_bf16", "bfloat16", "on"), ("unbatched_bf16", "bfloat16", "off")):
+        s = r.get(name)
+        if not s:
+            lines.append(f"| {name} | {prec} | {batching} | not run | | | | | | | | |")
+            continue
+        lines.append(f"| {name} | {prec} | {batching} | {s['requests']} | {s['clients']} | {s['ok']} | "
+                     f"{s.get('non_200', s['answered'] - s['ok'])} | {s['lost']} | {s['pairs_per_s']} | "
                      f"{s['mean_batch']} | {s['p50_ms']} | {s['p99_ms']} |")
-    lines += ["", f"Micro-batching: {r['speedup']}x the pairs per second of one pass per call (window 5 ms, up to "
-                  f"64 pairs per pass; a fresh `single` MiniLM reward model, max_length 256, ~70-token pairs). "
-                  f"With `rewards.precision: bfloat16` batching gives {r['speedup_bf16']}x."]
+    rf = r.get("factors") or reward_factors(r)
+    lines += ["", f"Reward factors on pairs/s, the other held fixed (window 5 ms, up to 64 pairs per pass; a fresh "
+                  f"`single` MiniLM reward model, max_length 256, ~70-token pairs): micro-batching "
+                  f"{_ratio_text(rf['batching_at_float32'])} at float32, {_ratio_text(rf['batching_at_bfloat16'])} at "
+                  f"bfloat16; bfloat16/float32 {_ratio_text(rf['bfloat16_batched'])} batched, "
+                  f"{_ratio_text(rf['bfloat16_unbatched'])} unbatched."]
     if res.get("llama"):
         l = res["llama"]
+        same = (f"both sides use the same {l['servers']} servers" if l.get("servers") == 2 else
+                "the direct run used one of the two servers the proxy routes to, so the two figures are not "
+                "a like-for-like comparison")
         lines += ["", f"Real llama.cpp backends (SmolLM2-135M, max_tokens {l['max_tokens']}, {l['clients']} clients, "
-                      f"{l['proxy']['requests']} requests): p50 {l['direct']['p50_ms']} ms direct, "
-                      f"{l['proxy']['p50_ms']} ms through the proxy ({l['proxy']['ok']} ok, {l['proxy']['lost']} lost)."]
+                      f"{l['proxy']['requests']} requests; {same}): p50 {l['direct']['p50_ms']} ms direct, "
+                      f"{l['proxy']['p50_ms']} ms through the proxy ({l['proxy']['ok']} ok, "
+                      f"{l['proxy'].get('non_200', l['proxy']['answered'] - l['proxy']['ok'])} non-200, {l['proxy']['lost']} lost)."]
     return "\n".join(lines)
+
+
+def status_rows(res: dict) -> list[tuple[str, str, str, str]]:
+    """README status rows (what, figure, beside it, what the intervals say), from the JSON."""
+    seq, proxy = res["chat"]["sequential"], res["chat"]["proxy"]
+    so = seq["overhead_ms"]
+    non200 = proxy.get("non_200", proxy["answered"] - proxy["ok"])
+    return [("proxy routing overhead, one request at a time", f"p50 {so['p50']} ms, p99 {so['p99']} ms",
+             f"under {proxy['clients']} clients: {proxy['lost']} lost and {non200} non-200 of {proxy['requests']:,}",
+             "one run, no interval")]
 
 
 def main() -> None:
@@ -530,8 +631,9 @@ def main() -> None:
         rewards = reward_phase(args, tmp, rm_dir)
         llama = llama_phase(args, tmp, router_dir)
     seq, load = chat["sequential"]["overhead_ms"], chat["proxy"]["overhead_ms"]
-    runs = [chat["proxy"], chat["proxy_cached"], chat["proxy_bf16"], rewards["batched"], rewards["unbatched"],
-            rewards["batched_bf16"]]
+    chat["factors"] = router_factors(chat)
+    runs = [v for k, v in chat.items() if k.startswith(("direct", "proxy"))]
+    runs += [rewards[k] for k in ("batched", "unbatched", "batched_bf16", "unbatched_bf16")]
     res = {
         "benchmark": "serve_load", "command": command_line(), "machine": machine(),
         "load_average": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
@@ -543,7 +645,8 @@ def main() -> None:
         "targets": {"p50_overhead_ms": TARGET_P50_MS, "p99_overhead_ms": TARGET_P99_MS,
                     "sequential_met": seq["p50"] < TARGET_P50_MS and seq["p99"] < TARGET_P99_MS,
                     "load_met": load["p50"] < TARGET_P50_MS and load["p99"] < TARGET_P99_MS,
-                    "lost": sum(r["lost"] for r in runs), "errors": sum(r["errors"] for r in runs)},
+                    "lost": sum(r["lost"] for r in runs), "errors": sum(r["errors"] for r in runs),
+                    "sequential_non_200": sum(chat["sequential"][side]["non_200"] for side in ("direct", "proxy"))},
         "seconds": round(time.time() - t0, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     res["date"] = res["machine"]["date"]

@@ -124,7 +124,11 @@ def test_collect_against_two_llama_cpp_servers(llama_servers, tmp_path):
         assert r.responses["smol-a"].strip() and r.responses["smol-b"].strip()
         assert r.costs["smol-a"] > 0
         assert r.errors["down"].startswith("connect")
-    # a re-run asks only the backend that failed
+    # a re-run with other generation settings would mix answers made two ways: it stops
     res = runner.invoke(app, ["router", "collect", "--backends", str(backends), "--queries", str(q), "--out", str(out),
                               "--max-tokens", "16", "--json"])
+    assert res.exit_code == 2 and "temperature" in res.output and "--overwrite" in res.output
+    # a re-run with the same settings asks only the backend that failed
+    res = runner.invoke(app, ["router", "collect", "--backends", str(backends), "--queries", str(q), "--out", str(out),
+                              "--max-tokens", "16", "--temperature", "0", "--json"])
     assert json.loads(res.stdout)["requested"] == 3 and json.loads(res.stdout)["already_done"] == 6

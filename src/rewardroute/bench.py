@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import resource
 import sys
 import time
@@ -13,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .io import write_json_atomic, write_text_atomic
+from .io import write_json_atomic
 
 
 def repo_root() -> Path:
@@ -29,16 +28,10 @@ def results_dir() -> Path:
 def update_results_section(name: str, markdown: str, path: str | Path | None = None) -> Path:
     """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in RESULTS.md
     (appending the section when it is new), leaving every other section alone."""
+    from .results_docs import update_results_section as update
+
     path = Path(path) if path else repo_root() / "benchmarks" / "RESULTS.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{markdown.rstrip()}\n{end}"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    write_text_atomic(path, text)
+    update(path, name, markdown)
     return path
 
 
@@ -65,11 +58,15 @@ def save_json(name: str, obj: Any) -> Path:
 
 
 def publish(name: str, result: dict[str, Any], markdown: str | None) -> None:
-    """A benchmark's ending: the JSON under results/, its RESULTS.md section (when `markdown`
-    is given: quick runs pass None), and the JSON on stdout."""
+    """A benchmark's ending: the JSON under results/, its RESULTS.md section and the README
+    status table regenerated from every JSON result (when `markdown` is given: quick runs pass
+    None), and the JSON on stdout."""
     save_json(name, result)
     if markdown is not None:
+        from .results_docs import regenerate
+
         update_results_section(name, markdown)
+        regenerate(repo_root(), sections=False)
     emit(result)
 
 

@@ -148,13 +148,16 @@ def score(
     input_: Annotated[Path, typer.Option("--input", help="JSONL rows with prompt+response, or preference pairs.")] = ...,
     output: Annotated[Path, typer.Option(help="Output JSONL (written atomically).")] = ...,
     batch_size: Annotated[int, typer.Option(help="Rows per forward pass.")] = 64,
+    overwrite: Annotated[bool, typer.Option(help="Start afresh when OUTPUT was made from another input or model.")] = False,
 ) -> None:
-    """Add rewards to every row of a file."""
+    """Add rewards to every row of a file (an interrupted run resumes; a different input or model is an error)."""
     with cli_errors():
         from ..reward.checkpoint import load_model
+        from ..fingerprint import checkpoint_identity
         from ..reward.scoring import score_file
 
-        n = score_file(load_model(model), input_, output, batch_size=batch_size)
+        n = score_file(load_model(model), input_, output, model_identity=checkpoint_identity(model),
+                       batch_size=batch_size, overwrite=overwrite)
         from ..console import console
         console.print(f"scored {n} rows -> {output}")
 

@@ -58,7 +58,7 @@ Examples:
 
   rewardroute router collect --backends b.yaml --queries q.jsonl --out c.jsonl --max-tokens 256 --temperature 0
 
-Queries are routing records ({"id", "query", "tags"}). Each backend is an OpenAI-compatible endpoint (see examples/backends.yaml); API keys are read from the environment variable each backend names. Failed calls are recorded in `errors` and asked again by the next run, which fills only what is missing.""")
+Queries are routing records ({"id", "query", "tags"}). Each backend is an OpenAI-compatible endpoint (see examples/backends.yaml); API keys are read from the environment variable each backend names. Failed calls are recorded in `errors` and asked again by the next run, which fills only what is missing. OUT.fingerprint.json records the backend set (names, urls, models, prices) and the generation settings; a re-run with others stops with an error naming what differs (--overwrite: start afresh).""")
 def collect(
     backends: Annotated[Path, typer.Option(help="YAML/JSON list of backends.")] = ...,
     queries: Annotated[Path, typer.Option(help="Routing records with `id` and `query` (JSONL/CSV/Parquet).")] = ...,
@@ -68,6 +68,7 @@ def collect(
     system: Annotated[Optional[str], typer.Option(help="A system prompt added to every query.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed sent with every request.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N queries.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Start afresh when OUT was collected with other backends or settings.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on stdout.")] = False,
 ) -> None:
     """Ask every backend for a response to every query, concurrently, with retries."""
@@ -77,7 +78,7 @@ def collect(
         from ..zooter.collect import CollectConfig, collect as run_collect
 
         cfg = CollectConfig(max_tokens=max_tokens, temperature=temperature, system_prompt=system, seed=seed)
-        result = run_collect(load_backends(backends), queries, out, cfg, limit=limit)
+        result = run_collect(load_backends(backends), queries, out, cfg, limit=limit, overwrite=overwrite)
         console.print(f"collected {result['requested']} responses for {result['records']} queries "
                       f"({result['failed']} failed) -> {out}", highlight=False)
         if json_:
@@ -93,7 +94,7 @@ Examples:
 
   rewardroute router score --rm OpenAssistant/reward-model-deberta-v3-large-v2 --input c.jsonl --out s.jsonl
 
---rm takes a reward model trained by `rewardroute rm train`, or a Hugging Face sequence-classification reward model (hub id or local path). A re-run after an interruption scores only the records not yet done.""")
+--rm takes a reward model trained by `rewardroute rm train`, or a Hugging Face sequence-classification reward model (hub id or local path). A re-run after an interruption scores only the records not yet done. OUT carries a fingerprint (OUT.fingerprint.json: input hash, reward-model identity); a re-run with another input or reward model stops with an error naming what differs (--overwrite: start afresh).""")
 def score(
     rm: Annotated[str, typer.Option("--rm", help="Reward-model directory (ours) or Hugging Face id/path.")] = ...,
     input_: Annotated[Path, typer.Option("--input", help="Routing records with `responses`.")] = ...,
@@ -101,6 +102,7 @@ def score(
     batch_size: Annotated[int, typer.Option(help="Responses per forward pass.")] = 32,
     max_length: Annotated[int, typer.Option(help="Tokens per (query, response), Hugging Face models.")] = 512,
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows (counted) instead of failing.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Start afresh when OUT was made from another input or reward model.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on stdout.")] = False,
 ) -> None:
     """Fill each record's `scores` with a reward model's rating of every response."""
@@ -109,7 +111,7 @@ def score(
         from ..zooter.score import load_scorer, score_records
 
         result = score_records(load_scorer(rm, max_length=max_length), input_, out, batch_size=batch_size,
-                               skip_bad=skip_bad)
+                               skip_bad=skip_bad, overwrite=overwrite)
         console.print(f"scored {result['responses_scored']} responses of {result['records']} records -> {out}",
                       highlight=False)
         if json_:

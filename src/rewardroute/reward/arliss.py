@@ -279,7 +279,7 @@ class ArlissRewardModel(RoutedRewardModel):
         self.heads.append(RewardHead(self.router.backbone.hidden_size, self.config.head_dropout))
         self.config = self.config.model_copy(update={"domains": [*self.config.domains, domain]})
         self._settle()
-        parts = Parts(resume_dir)
+        parts = self.parts_for(resume_dir, f"add-domain:{domain}", args, pairs, v_pairs)
         record = self._fit_adapter(domain, pairs, v_pairs, self.expert_args(args), parts)
         texts, _ = routing_examples(pairs)
         v_texts, _ = routing_examples(v_pairs)

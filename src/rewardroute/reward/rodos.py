@@ -132,11 +132,12 @@ class RodosRewardModel(RoutedRewardModel):
         self._check_ready()
         pairs, v_pairs = new_domain_pairs(self, domain, train, valid)
         pairs = cap_pairs(pairs, args.max_pairs, args.seed)
-        model, record = self._fit_expert(domain, pairs, v_pairs, self.expert_args(args), Parts(resume_dir))
+        parts = self.parts_for(resume_dir, f"add-domain:{domain}", args, pairs, v_pairs)
+        model, record = self._fit_expert(domain, pairs, v_pairs, self.expert_args(args), parts)
         texts, _ = routing_examples(pairs)
         v_texts, _ = routing_examples(v_pairs)
         router_record = extend_router(self.router, domain, self.kept, texts, v_texts,
-                                      self.config.router, args.seed, resume_dir=Parts(resume_dir).loop_dir("router+"))
+                                      self.config.router, args.seed, resume_dir=parts.loop_dir("router+"))
         self.experts.append(model)
         self.config = self.config.model_copy(update={"domains": [*self.config.domains, domain]})
         return {"expert": record, "router": router_record}

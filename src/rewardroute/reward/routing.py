@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..backbone import Pooling
 from ..data.schemas import Prompt, PreferencePair, render_prompt
 from ..errors import CheckpointError, ConfigError
+from ..fingerprint import guard_output, rows_sha256, settings_value
 from ..io import atomic_dir, write_jsonl_atomic
 from ..router import RouterTrainingConfig, one_hot
 from ..training.loop import TrainResult
@@ -169,10 +170,20 @@ class KeptPrompts:
 
 class Parts:
     """Finished parts (the router, one expert) are saved under `<resume>/parts/<name>` so an
-    interrupted run re-uses them; the part in progress resumes from `<resume>/loop/<name>`."""
+    interrupted run re-uses them; the part in progress resumes from `<resume>/loop/<name>`.
 
-    def __init__(self, resume_dir: Path | None):
+    `<resume>/fingerprint.json` records the job the parts belong to (model settings, training
+    settings, hashes of the training and validation pairs): parts of another job are never
+    reused; they stop the run with an error naming what differs."""
+
+    def __init__(self, resume_dir: Path | None, fingerprint: dict | None = None):
         self.root = Path(resume_dir) if resume_dir is not None else None
+        if self.root is not None:
+            if fingerprint is None:
+                raise ValueError("resumable parts need the job's fingerprint")
+            guard_output(self.root / "parts", fingerprint, also=[self.root / "loop"],
+                         sidecar=self.root / "fingerprint.json",
+                         hint=f"remove {self.root} (or train into another --out) to start afresh")
 
     def done(self, name: str) -> Path | None:
         if self.root is None:
@@ -234,6 +245,15 @@ class RoutedRewardModel(RewardModel):
                    parts: "Parts") -> dict:
         """Train (and attach) the domain's reward expert; returns its history record."""
 
+    def parts_for(self, resume_dir: Path | None, job: str, args, train: Sequence[PreferencePair],
+                  valid: Sequence[PreferencePair]) -> "Parts":
+        """The resume state of one training job, checked against its fingerprint."""
+        if resume_dir is None:
+            return Parts(None)
+        return Parts(resume_dir, {"job": job, "arch": self.arch, "model": settings_value(self.config),
+                                  "training": settings_value(args, exclude=("checkpoint_every_s", "resume")),
+                                  "train_pairs": rows_sha256(train), "valid_pairs": rows_sha256(valid)})
+
     def expert_args(self, args):
         """Training settings for one expert: the pair budget was already shared out."""
         return args.model_copy(update={"max_pairs": None, "eval_max_pairs": None})
@@ -246,7 +266,7 @@ class RoutedRewardModel(RewardModel):
         train = cap_pairs(train, args.max_pairs, args.seed)
         check_domains(self.config.domains, train)
         valid = [p for p in cap_pairs(valid, args.eval_max_pairs, args.seed) if p.domain in self.config.domains]
-        parts = Parts(resume_dir)
+        parts = self.parts_for(resume_dir, "fit", args, train, valid)
         texts, labels = routing_examples(train)
         v_texts, v_labels = routing_examples(valid)
         keep = self.config.router.keep_per_domain

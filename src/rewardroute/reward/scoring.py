@@ -9,6 +9,7 @@ from ..console import progress
 from ..data.readers import iter_raw
 from ..data.schemas import Message, render_prompt
 from ..errors import DataError
+from ..fingerprint import file_sha256, guard_output
 from ..io import CheckpointedJsonl
 from .base import RewardModel
 
@@ -34,10 +35,14 @@ def _text(raw: dict[str, Any], key: str, path: Path, line: int) -> str:
     return v
 
 
-def score_file(model: RewardModel, input_path: str | Path, output_path: str | Path, *,
-               batch_size: int = 64, chunk: int = 256) -> int:
+def score_file(model: RewardModel, input_path: str | Path, output_path: str | Path, *, model_identity: str,
+               batch_size: int = 64, chunk: int = 256, overwrite: bool = False) -> int:
     """Write every input row plus its reward(s) to `output_path`. Rows with `response` get
-    `reward`; rows with `chosen`/`rejected` get `chosen_reward`/`rejected_reward`."""
+    `reward`; rows with `chosen`/`rejected` get `chosen_reward`/`rejected_reward`.
+
+    Resumable: rows already written are kept only when the output's fingerprint (input file
+    hash, `model_identity`) is this run's; otherwise a `StaleOutputError`, or with
+    `overwrite` a fresh start."""
     input_path = Path(input_path)
     rows = []
     for line, raw in iter_raw(input_path):
@@ -53,6 +58,8 @@ def score_file(model: RewardModel, input_path: str | Path, output_path: str | Pa
                             line=line, field="response")
         rows.append((raw, prompt, texts))
     out = CheckpointedJsonl(output_path)
+    guard_output(out.path, {"input_sha256": file_sha256(input_path), "model": model_identity},
+                 also=[out.partial], overwrite=overwrite)
     done = out.existing()[: len(rows)]
     out.open(done)
     with progress() as bar:

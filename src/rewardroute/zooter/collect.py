@@ -8,6 +8,12 @@ Resumable and re-runnable: records are appended to `<out>.partial` as they compl
 re-run (after a crash, or later to retry failures) keeps every response already collected
 for an unchanged query and asks only for what is missing, i.e. the (query, backend) cells
 without a response. The final file is written atomically, in input order.
+
+What a response depends on besides its query (the backend set: names, urls, models, prices,
+extra request fields; and the generation settings) is the output's fingerprint, kept in
+`<out>.fingerprint.json`: a re-run with a different one stops with an error naming what
+differs, or starts afresh with `overwrite`. Queries are checked record by record (a changed
+query is asked again), so the query file may grow between runs.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ..backends.config import BackendConfig
 from ..console import console, progress
 from ..data.readers import read_routing
 from ..data.schemas import Prompt, RoutingRecord
+from ..fingerprint import guard_output, settings_value
 from ..io import CheckpointedJsonl, write_jsonl_atomic
 
 
@@ -84,10 +91,21 @@ def _merge(base: RoutingRecord, prev: RoutingRecord | None, backends: Sequence[s
     return rec, [b for b in backends if b not in responses]
 
 
+# Backend fields that change what is stored (timeouts, retries and keys do not).
+IDENTITY_FIELDS = ("name", "base_url", "model", "cost_per_1k_tokens", "extra_body")
+
+
+def collect_fingerprint(backends: Sequence[BackendConfig], config: CollectConfig) -> dict[str, Any]:
+    return {"backends": sorted((settings_value(b.model_dump(include=set(IDENTITY_FIELDS))) for b in backends),
+                               key=lambda b: b["name"]),
+            "generation": settings_value(config)}
+
+
 async def collect_async(backends: Sequence[BackendConfig], records: Sequence[RoutingRecord], out_path: str | Path,
                         config: CollectConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-                        retry: RetryPolicy | None = None) -> dict[str, Any]:
+                        retry: RetryPolicy | None = None, overwrite: bool = False) -> dict[str, Any]:
     out = CheckpointedJsonl(out_path)
+    guard_output(out.path, collect_fingerprint(backends, config), also=[out.partial], overwrite=overwrite)
     prev = _previous(out)
     names = [b.name for b in backends]
     plan = [_merge(r, prev.get(r.id), names) for r in records]
@@ -131,12 +149,12 @@ async def collect_async(backends: Sequence[BackendConfig], records: Sequence[Rou
 
 
 def collect(backends: Sequence[BackendConfig], queries_path: str | Path, out_path: str | Path,
-            config: CollectConfig | None = None, *, limit: int | None = None) -> dict[str, Any]:
+            config: CollectConfig | None = None, *, limit: int | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Synchronous entry point (the CLI's)."""
     records = read_routing(queries_path)
     if limit is not None:
         records = records[:limit]
-    result = asyncio.run(collect_async(backends, records, out_path, config or CollectConfig()))
+    result = asyncio.run(collect_async(backends, records, out_path, config or CollectConfig(), overwrite=overwrite))
     if result["failed"]:
         console.print(f"[yellow]{result['failed']} (query, backend) calls failed[/]; they are in each "
                       "record's `errors` and are retried by the next run", highlight=False)

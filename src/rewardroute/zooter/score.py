@@ -8,7 +8,9 @@ chat template (user query, assistant response) when it has one, else the (query,
 text pair; the reward is the single logit, or logit[1] - logit[0] for a two-label head.
 
 Resumable: finished records go to `<out>.partial` in input order; a re-run keeps the prefix
-that still matches the input and scores the rest. Models without a response (a backend that
+that still matches the input and scores the rest, but only when the output's fingerprint
+(input file hash, the reward model's identity, max_length) is this run's: scores of another
+reward model are never kept (an error, or a fresh start with `overwrite`). Models without a response (a backend that
 failed) get no score, so `router train` skips or rejects that record instead of learning
 from it.
 """
@@ -25,11 +27,13 @@ from ..console import console, progress
 from ..data.readers import ReadReport, read_routing
 from ..data.schemas import Prompt, RoutingRecord, render_prompt
 from ..errors import CheckpointError, ConfigError
+from ..fingerprint import checkpoint_identity, file_sha256, guard_output
 from ..io import CheckpointedJsonl
 
 
 class Scorer(Protocol):
     name: str
+    identity: str  # what the scores depend on: the checkpoint's hash (and settings)
 
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str], *, batch_size: int) -> list[float]: ...
 
@@ -42,6 +46,7 @@ class OurScorer:
 
         self.model = load_model(path)
         self.name = f"{self.model.arch}:{path}"
+        self.identity = f"{self.model.arch}:{checkpoint_identity(path)}"
 
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str], *, batch_size: int) -> list[float]:
         return self.model.score(list(prompts), list(responses), batch_size=batch_size).tolist()
@@ -72,6 +77,7 @@ class HFScorer:
         self.model.to(self.device).eval()
         self.max_length = max_length
         self.name = f"hf:{name_or_path}"
+        self.identity = f"hf:{_hf_identity(name_or_path, self.model)};max_length={max_length}"
         self.chat = getattr(self.tokenizer, "chat_template", None) is not None
 
     def _encode(self, prompts: Sequence[Prompt], responses: Sequence[str]):
@@ -94,6 +100,14 @@ class HFScorer:
             logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float().cpu()
             out += (logits[:, 0] if logits.size(1) == 1 else logits[:, 1] - logits[:, 0]).tolist()
         return out
+
+
+def _hf_identity(name_or_path: str, model) -> str:
+    """A local folder's file hash; for a hub id, the id at the commit that was loaded."""
+    if Path(name_or_path).is_dir():
+        return checkpoint_identity(name_or_path)
+    commit = getattr(model.config, "_commit_hash", None)
+    return f"{name_or_path}@{commit}" if commit else name_or_path
 
 
 def load_scorer(spec: str | Path, *, max_length: int = 512) -> Scorer:
@@ -119,11 +133,13 @@ def _to_score(record: RoutingRecord) -> list[str]:
 
 
 def score_records(scorer: Scorer, input_path: str | Path, out_path: str | Path, *, batch_size: int = 32,
-                  chunk: int = 64, skip_bad: bool = False) -> dict:
+                  chunk: int = 64, skip_bad: bool = False, overwrite: bool = False) -> dict:
     """Score every response of every record into `out_path` (resumable); returns counts."""
     report = ReadReport(path=str(input_path))
     records = read_routing(input_path, skip_bad=skip_bad, report=report)
     out = CheckpointedJsonl(out_path)
+    guard_output(out.path, {"input_sha256": file_sha256(input_path), "reward_model": scorer.identity,
+                            "skip_bad": skip_bad}, also=[out.partial], overwrite=overwrite)
     done = out.existing()
     keep = 0
     while keep < min(len(done), len(records)) and str(done[keep].get("id")) == records[keep].id:
