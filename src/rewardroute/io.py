@@ -126,6 +126,31 @@ class CheckpointedJsonl:
                     break  # a torn last line from a crash: recompute it
         return rows
 
+    def resume(self) -> int:
+        """Carry on appending after the rows already done, without reading them into memory:
+        a finished output becomes the partial file again, a torn last line (a crash mid-write) is
+        cut off. Returns how many rows are done."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.partial.exists() and self.path.exists():
+            os.replace(self.path, self.partial)
+        done, good_end = 0, 0
+        if self.partial.exists():
+            with open(self.partial, "rb") as f:
+                for line in f:
+                    if not line.endswith(b"\n"):
+                        break
+                    if line.strip():
+                        try:
+                            json.loads(line)
+                        except json.JSONDecodeError:
+                            break
+                        done += 1
+                    good_end = f.tell()
+            with open(self.partial, "r+b") as f:
+                f.truncate(good_end)
+        self._fh = open(self.partial, "a", encoding="utf-8")
+        return done
+
     def open(self, rows: list[dict] | None = None) -> "CheckpointedJsonl":
         """Start the partial file with `rows` (the ones kept from a previous run)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -111,6 +111,13 @@ def is_main_process() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
+def barrier() -> None:
+    """Wait for every process of a launch (nothing to wait for in a single process)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def end_processes() -> None:
     """Tear down a multi-process group at the end of a command, so no rank aborts at exit."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():

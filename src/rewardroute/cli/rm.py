@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import cli_errors, print_json
+from .common import DeviceOption, PrecisionOption, cli_errors, print_json, runtime_config
 
 app = typer.Typer(help="Reward models: train, eval, score.", no_args_is_help=True)
 
@@ -39,7 +39,8 @@ def _model_and_training(arch: str, config_file: Optional[Path], sets: list[str] 
         if flags.get(key) is not None:
             backbone[name] = flags[key]
     model_cfg["arch"] = arch
-    for key in ("epochs", "max_pairs", "seed", "lr", "batch_size"):
+    for key in ("epochs", "max_pairs", "seed", "lr", "batch_size", "device", "precision", "grad_accum",
+                "gradient_checkpointing"):
         if flags.get(key) is not None:
             train_cfg[key] = flags[key]
     cls = get_arch(arch)
@@ -65,18 +66,29 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one setting: section.key=value.")] = None,
     soft: Annotated[bool, typer.Option(help="rodos: weight every domain model's reward by the router's probability.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows (reported) instead of failing.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps (default: training.device, auto).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32, bf16 or fp16 (CUDA) (default: training.precision, fp32).")] = None,
+    grad_accum: Annotated[Optional[int], typer.Option(help="Micro-batches per step: the same batch in less memory.")] = None,
+    gradient_checkpointing: Annotated[Optional[bool], typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in the backward pass (less memory).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Discard the resume state of an earlier run into OUT and start afresh.")] = False,
 ) -> None:
-    """Train a reward model on preference pairs and save it to OUT."""
+    """Train a reward model on preference pairs and save it to OUT (also under torchrun / accelerate launch)."""
     with cli_errors():
+        import shutil
+
         from ..console import console
         from ..data.readers import ReadReport, read_pairs
         from ..reward.reward_trainer import train_reward_model
+        from ..runtime import is_main_process
 
         if soft:
             set_ = [*(set_ or []), "model.soft=true"]
         cls, model_cfg, train_cfg = _model_and_training(
             arch, config, set_, backbone=backbone, max_length=max_length, pooling=pooling,
-            epochs=epochs, max_pairs=max_pairs, seed=seed, lr=lr, batch_size=batch_size)
+            epochs=epochs, max_pairs=max_pairs, seed=seed, lr=lr, batch_size=batch_size, device=device,
+            precision=precision, grad_accum=grad_accum, gradient_checkpointing=gradient_checkpointing)
+        if overwrite and is_main_process():
+            shutil.rmtree(out.with_name(out.name + ".resume"), ignore_errors=True)
         pairs = _read(read_pairs, train_file, skip_bad)
         valid = _read(read_pairs, valid_file, skip_bad) if valid_file else []
         model_cfg = model_cfg.model_copy(update={"domains": sorted({p.domain for p in pairs})})
@@ -84,7 +96,8 @@ def train(
         result = train_reward_model(model, pairs, valid, train_cfg, out)
         valid_note = (f"best epoch {result.best_epoch}, valid accuracy {result.best_metric:.4f}"
                       if result.best_metric is not None else "no validation set: kept the last epoch")
-        console.print(f"saved [bold]{arch}[/] reward model to {out} ({valid_note}, {result.seconds:.0f}s)")
+        if is_main_process():
+            console.print(f"saved [bold]{arch}[/] reward model to {out} ({valid_note}, {result.seconds:.0f}s)")
 
 
 def _read(reader, path: Path, skip_bad: bool):
@@ -146,19 +159,24 @@ and `rejected_reward`. A re-run after an interruption scores only the rows not y
 def score(
     model: Annotated[Path, typer.Option(help="Reward-model checkpoint directory.")] = ...,
     input_: Annotated[Path, typer.Option("--input", help="JSONL rows with prompt+response, or preference pairs.")] = ...,
-    output: Annotated[Path, typer.Option(help="Output JSONL (written atomically).")] = ...,
+    output: Annotated[Path, typer.Option("--out", "--output", help="Output JSONL (written atomically).")] = ...,
     batch_size: Annotated[int, typer.Option(help="Rows per forward pass.")] = 64,
-    overwrite: Annotated[bool, typer.Option(help="Start afresh when OUTPUT was made from another input or model.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Start afresh when OUT was made from another input or model.")] = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Add rewards to every row of a file (an interrupted run resumes; a different input or model is an error)."""
     with cli_errors():
-        from ..reward.checkpoint import load_model
-        from ..fingerprint import checkpoint_identity
-        from ..reward.scoring import score_file
-
-        n = score_file(load_model(model), input_, output, model_identity=checkpoint_identity(model),
-                       batch_size=batch_size, overwrite=overwrite)
         from ..console import console
+        from ..fingerprint import checkpoint_identity
+        from ..reward.checkpoint import load_model
+        from ..reward.scoring import score_file
+        from ..runtime import running_on
+
+        rm = load_model(model)
+        with running_on(rm, runtime_config(device, precision)):
+            n = score_file(rm, input_, output, model_identity=checkpoint_identity(model),
+                           batch_size=batch_size, overwrite=overwrite, settings={"precision": precision})
         console.print(f"scored {n} rows -> {output}")
 
 

@@ -237,8 +237,7 @@ class ArlissRewardModel(RoutedRewardModel):
                                     resume_dir=parts.loop_dir(ROUTER), desc="arliss router adapter")
         finally:
             self._settle()
-        if parts.root is not None:
-            self._save_adapter(parts.root / "parts" / ROUTER, ROUTER, self.router.head)
+        parts.save(ROUTER, lambda path: self._save_adapter(path, ROUTER, self.router.head))
         return {"part": ROUTER, "valid_accuracy": result.best_metric, "best_epoch": result.best_epoch,
                 "prompts": len(texts), "seconds": result.seconds}
 
@@ -260,8 +259,7 @@ class ArlissRewardModel(RoutedRewardModel):
             result = fit_pairwise(view, train, valid, args, resume_dir=parts.loop_dir(name), desc=f"arliss {domain}")
         finally:
             self._settle()
-        if parts.root is not None:
-            self._save_adapter(parts.root / "parts" / name, name, head)
+        parts.save(name, lambda path: self._save_adapter(path, name, head))
         return {"part": name, "valid_accuracy": result.best_metric, "best_epoch": result.best_epoch,
                 "pairs": len(train), "seconds": result.seconds}
 

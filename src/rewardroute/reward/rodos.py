@@ -97,8 +97,7 @@ class RodosRewardModel(RoutedRewardModel):
                             valid_targets=one_hot(v_labels, self.config.domains) if v_texts else None,
                             metric=routing_metric(one_hot(v_labels, self.config.domains)) if v_texts else None,
                             resume_dir=parts.loop_dir("router"), desc="rodos router")
-        if parts.root is not None:
-            save_router(self.router, parts.root / "parts" / "router")
+        parts.save("router", lambda path: save_router(self.router, path))
         return {"part": "router", "valid_accuracy": result.best_metric, "best_epoch": result.best_epoch,
                 "prompts": len(texts), "seconds": result.seconds}
 
@@ -117,8 +116,7 @@ class RodosRewardModel(RoutedRewardModel):
         cfg = SingleConfig(backbone=self.config.backbone, domains=[domain], head_dropout=self.config.head_dropout)
         model = SingleRewardModel.build(cfg)
         result = fit_pairwise(model, train, valid, args, resume_dir=parts.loop_dir(name), desc=f"rodos {domain}")
-        if parts.root is not None:
-            save_model(model, parts.root / "parts" / name)
+        parts.save(name, lambda path: save_model(model, path))
         freeze(model)
         model.eval()
         return model, {"part": name, "valid_accuracy": result.best_metric, "best_epoch": result.best_epoch,

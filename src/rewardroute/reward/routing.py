@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +28,8 @@ from ..backbone import Pooling
 from ..data.schemas import Prompt, PreferencePair, render_prompt
 from ..errors import CheckpointError, ConfigError
 from ..fingerprint import guard_output, rows_sha256, settings_value
-from ..io import atomic_dir, write_jsonl_atomic
+from ..io import write_jsonl_atomic
+from ..runtime import barrier, is_main_process
 from ..router import RouterTrainingConfig, one_hot
 from ..training.loop import TrainResult
 from .base import RewardModel, RewardOutput
@@ -181,9 +183,11 @@ class Parts:
         if self.root is not None:
             if fingerprint is None:
                 raise ValueError("resumable parts need the job's fingerprint")
-            guard_output(self.root / "parts", fingerprint, also=[self.root / "loop"],
-                         sidecar=self.root / "fingerprint.json",
-                         hint=f"remove {self.root} (or train into another --out) to start afresh")
+            if is_main_process():  # one writer of the sidecar; every rank waits for its verdict
+                guard_output(self.root / "parts", fingerprint, also=[self.root / "loop"],
+                             sidecar=self.root / "fingerprint.json",
+                             hint=f"remove {self.root} (or train into another --out) to start afresh")
+            barrier()
 
     def done(self, name: str) -> Path | None:
         if self.root is None:
@@ -194,11 +198,14 @@ class Parts:
     def loop_dir(self, name: str) -> Path | None:
         return self.root / "loop" / name if self.root is not None else None
 
-    def save(self, name: str, write: Callable[[Path], None]) -> None:
+    def save(self, name: str, write: Callable[[Path], Any]) -> None:
+        """Keep a finished part: `write(path)` (an atomic save) runs on rank 0 only, and every
+        rank waits for it, so that all of them can re-use it after an interruption."""
         if self.root is None:
             return
-        with atomic_dir(self.root / "parts" / name) as tmp:
-            write(tmp)
+        if is_main_process():
+            write(self.root / "parts" / name)
+        barrier()
 
 
 # -- the routed model ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,8 @@ def _text(raw: dict[str, Any], key: str, path: Path, line: int) -> str:
     return v
 
 
-def score_file(model: RewardModel, input_path: str | Path, output_path: str | Path, *, model_identity: str,
-               batch_size: int = 64, chunk: int = 256, overwrite: bool = False) -> int:
-    """Write every input row plus its reward(s) to `output_path`. Rows with `response` get
-    `reward`; rows with `chosen`/`rejected` get `chosen_reward`/`rejected_reward`.
-
-    Resumable: rows already written are kept only when the output's fingerprint (input file
-    hash, `model_identity`) is this run's; otherwise a `StaleOutputError`, or with
-    `overwrite` a fresh start."""
-    input_path = Path(input_path)
-    rows = []
+def _rows(input_path: Path) -> Iterator[tuple[dict[str, Any], str, list[str]]]:
+    """(raw row, prompt text, texts to score) for each input row, streamed; a bad row is a DataError."""
     for line, raw in iter_raw(input_path):
         if isinstance(raw, DataError):
             raise raw
@@ -56,28 +49,51 @@ def score_file(model: RewardModel, input_path: str | Path, output_path: str | Pa
         else:
             raise DataError("missing (need `response`, or `chosen` and `rejected`)", path=input_path,
                             line=line, field="response")
-        rows.append((raw, prompt, texts))
+        yield raw, prompt, texts
+
+
+def score_file(model: RewardModel, input_path: str | Path, output_path: str | Path, *, model_identity: str,
+               batch_size: int = 64, chunk: int = 256, overwrite: bool = False,
+               settings: dict[str, Any] | None = None) -> int:
+    """Write every input row plus its reward(s) to `output_path`. Rows with `response` get
+    `reward`; rows with `chosen`/`rejected` get `chosen_reward`/`rejected_reward`.
+
+    Streams: memory holds one chunk of rows, whatever the file's size. Resumable: rows already
+    written are kept only when the output's fingerprint (input file hash, `model_identity`,
+    `settings` that change the result such as the precision) is this run's; otherwise a
+    `StaleOutputError`, or with `overwrite` a fresh start."""
+    input_path = Path(input_path)
+    total = sum(1 for _ in _rows(input_path))  # validates every row before anything is written
     out = CheckpointedJsonl(output_path)
-    guard_output(out.path, {"input_sha256": file_sha256(input_path), "model": model_identity},
+    guard_output(out.path, {"input_sha256": file_sha256(input_path), "model": model_identity, **(settings or {})},
                  also=[out.partial], overwrite=overwrite)
-    done = out.existing()[: len(rows)]
-    out.open(done)
+    done = min(out.resume(), total)
     with progress() as bar:
-        task = bar.add_task("scoring", total=len(rows), completed=len(done), status="")
-        for start in range(len(done), len(rows), chunk):
-            part = rows[start:start + chunk]
-            prompts = [p for _, p, texts in part for _ in texts]
-            responses = [t for _, _, texts in part for t in texts]
-            rewards = model.score(prompts, responses, batch_size=batch_size).tolist()
-            i = 0
-            for raw, _, texts in part:
-                row = dict(raw)
-                if len(texts) == 1:
-                    row["reward"] = rewards[i]
-                else:
-                    row["chosen_reward"], row["rejected_reward"] = rewards[i], rewards[i + 1]
-                i += len(texts)
-                out.append(row)
-            bar.update(task, advance=len(part))
+        task = bar.add_task("scoring", total=total, completed=done, status="")
+        part: list[tuple[dict[str, Any], str, list[str]]] = []
+        for n, row in enumerate(_rows(input_path)):
+            if n < done:
+                continue
+            part.append(row)
+            if len(part) == chunk or n == total - 1:
+                _score_chunk(model, part, out, batch_size)
+                bar.update(task, advance=len(part))
+                part = []
     out.finish()
-    return len(rows)
+    return total
+
+
+def _score_chunk(model: RewardModel, part: list[tuple[dict[str, Any], str, list[str]]], out: CheckpointedJsonl,
+                 batch_size: int) -> None:
+    prompts = [p for _, p, texts in part for _ in texts]
+    responses = [t for _, _, texts in part for t in texts]
+    rewards = model.score(prompts, responses, batch_size=batch_size).tolist()
+    i = 0
+    for raw, _, texts in part:
+        row = dict(raw)
+        if len(texts) == 1:
+            row["reward"] = rewards[i]
+        else:
+            row["chosen_reward"], row["rejected_reward"] = rewards[i], rewards[i + 1]
+        i += len(texts)
+        out.append(row)

@@ -7,6 +7,7 @@ setting holds the text hashes and the vectors; it is rewritten atomically when t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,9 +24,25 @@ def text_hash(text: str) -> str:
 
 
 def cache_key(router) -> str:
-    """Identifies the vectors a router's backbone produces (name, pooling, length)."""
-    cfg = router.config.backbone.model_dump_json()
-    return hashlib.sha256(cfg.encode("utf-8")).hexdigest()[:16]
+    """Identifies the vectors a router's backbone produces: its settings (name, pooling, length)
+    and, for a backbone on disk, the hash of its files (another copy under the same name, or a
+    re-download, never reuses vectors it did not make)."""
+    cfg = router.config.backbone
+    return hashlib.sha256((cfg.model_dump_json() + weights_identity(cfg.name_or_path, cfg.gguf_file)).encode()
+                          ).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=16)
+def weights_identity(name_or_path: str, gguf_file: str | None) -> str:
+    """sha256 of a local backbone's files (computed once per process), or its hub id."""
+    from ..backbone import BackboneConfig, resolve
+    from ..fingerprint import tree_sha256
+
+    path, gguf = resolve(BackboneConfig(name_or_path=name_or_path, gguf_file=gguf_file))
+    folder = Path(path)
+    if not folder.is_dir():
+        return f"hub:{path}"
+    return tree_sha256(folder, gguf) if gguf else tree_sha256(folder, "*.safetensors") + tree_sha256(folder, "*.json")
 
 
 def cached_embed(router, texts: Sequence[Prompt], cache_dir: str | Path | None, *,

@@ -55,12 +55,13 @@ def load_trainable(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def fingerprint(args: TrainingArgs, items: Sequence[Any], extra: str = "") -> str:
-    """Identifies a job, so that resume state is never applied to a different one."""
+    """Identifies a job (its settings and every training item, in order), so that resume state
+    is never applied to a different one."""
+    from ..fingerprint import rows_sha256
+
     h = hashlib.sha256(args.model_dump_json(exclude={"checkpoint_every_s", "checkpoint_every_steps", "resume",
                                                      "device", "grad_accum", "gradient_checkpointing"}).encode())
-    h.update(str(len(items)).encode())
-    for it in items[:50]:
-        h.update(repr(getattr(it, "id", it)).encode())
+    h.update(rows_sha256(items).encode())
     h.update(extra.encode())
     return h.hexdigest()[:16]
 
