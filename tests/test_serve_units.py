@@ -281,3 +281,26 @@ def test_proxied_stream_releases_the_backend_when_the_client_leaves_early():
 
     asyncio.run(go())
     assert released == [True]
+
+
+# -- log redaction, field names --------------------------------------------------------------------
+
+def test_redact_masks_key_like_query_values_and_credentials_only():
+    from rewardroute.serve.logs import redact
+
+    assert redact('"GET /v1/models?api_key=sk-1&limit=2 HTTP/1.1"') == '"GET /v1/models?api_key=***&limit=2 HTTP/1.1"'
+    assert redact("/x?a=1&TOKEN=t0k;key=k&monkey=banana") == "/x?a=1&TOKEN=***;key=***&monkey=banana"
+    assert redact("Authorization: Bearer sk-abc.def") == "Authorization: Bearer ***"
+    assert redact("basic dXNlcjpwYXNz") == "basic ***"
+    assert redact("/v1/keys?x=1") == "/v1/keys?x=1"
+
+
+def test_field_path_keeps_user_keys_that_look_like_union_tags():
+    from rewardroute.validation import field_path
+
+    assert field_path(("body", "messages", 0, "content", "str")) == "messages[0].content"
+    data = {"scores": {"Claude": "x", "str": "y"}, "prompt": [{"role": "user"}]}
+    assert field_path(("scores", "Claude"), data) == "scores.Claude"
+    assert field_path(("scores", "str"), data) == "scores.str"
+    assert field_path(("prompt", "list[Message]", 0, "content"), data) == "prompt[0].content"
+    assert field_path(("prompt", "str"), data) == "prompt"

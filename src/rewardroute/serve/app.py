@@ -24,7 +24,8 @@ from .errors import APIError, install_error_handlers
 from .logs import install_log_redaction
 from .metrics import CONTENT_TYPE, ServeMetrics
 from .middleware import BodyGuardMiddleware, MetricsMiddleware, RequestContextMiddleware
-from .rewards import handle_rewards
+from .openrlhf import GetRewardRequest, GetRewardResponse, default_model, rollout_pairs
+from .rewards import handle_rewards, reward_service, score_pairs
 from .schemas import (ChatCompletionRequest, ErrorResponse, HealthReport, Liveness, ModelCard, ModelList,
                       RewardsRequest, RewardsResponse)
 from .state import LoadedModels, ServeState, load_models
@@ -94,6 +95,17 @@ def create_app(config: ServeConfig, *, models: LoadedModels | None = None,
         """Score (prompt, response) pairs; concurrent calls share one forward pass."""
         state = state_of(request)
         return await handle_rewards(req, state.rewards, config.rewards, state.metrics)
+
+    @app.post("/get_reward", dependencies=auth, response_model=GetRewardResponse,
+              responses={**ERRORS}, tags=["rewards"])
+    async def get_reward(req: GetRewardRequest, request: Request, model: str | None = None) -> GetRewardResponse:
+        """OpenRLHF's remote reward model (`--remote_rm_url http://HOST:PORT/get_reward`): the
+        response is what follows each prompt in its query. `?model=NAME` picks the reward model."""
+        state = state_of(request)
+        name = model or default_model(list(state.rewards), config.rewards.openrlhf_model)
+        service = reward_service(state.rewards, name, param="model")
+        scored = await score_pairs(service, rollout_pairs(req), config.rewards, state.metrics, field="query")
+        return GetRewardResponse(rewards=[s.reward for s in scored])
 
     @app.get("/v1/models", dependencies=auth, response_model=ModelList, responses={401: ERRORS[401]})
     async def list_models(request: Request) -> ModelList:

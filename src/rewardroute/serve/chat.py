@@ -86,9 +86,16 @@ class ChatProxy:
 
     # -- decide -------------------------------------------------------------------------------
     def _policy(self, model: str) -> PolicySpec:
+        try:
+            routellm = PolicySpec.from_routellm_name(model, self.config.router.name)
+        except ValueError as e:
+            raise APIError(400, f"model: {e}", param="model", code="invalid_value") from None
+        if routellm is not None:
+            return routellm
         name, sep, spec = model.partition(":")
         if name != self.config.router.name:
-            choices = [self.config.router.name, f"{self.config.router.name}:<policy>", *sorted(self.backend_names)]
+            choices = [self.config.router.name, f"{self.config.router.name}:<policy>",
+                       f"router-{self.config.router.name}-<share>", *sorted(self.backend_names)]
             raise APIError(404, f"model '{model}' does not exist; use one of {choices}", param="model",
                            code="model_not_found")
         try:
@@ -113,7 +120,12 @@ class ChatProxy:
         except BatcherClosed:
             raise APIError(503, "the server is shutting down", code="shutting_down") from None
         self.metrics.routing_latency.observe(time.perf_counter() - t0, cache="hit" if cached else "miss")
-        order = [self.router.backends[i] for i in rank(probs, policy, self.costs)]
+        try:
+            threshold = self.router.threshold(policy.share) if policy.name == "threshold" else None
+            ranked = rank(probs, policy, self.costs, threshold)
+        except ValueError as e:
+            raise APIError(400, f"model: {e}", param="model", code="invalid_value") from None
+        order = [self.router.backends[i] for i in ranked]
         reason = "routed"
         pinned = self.store.get(conversation) if conversation else None
         if pinned is not None and pinned in order:

@@ -64,12 +64,23 @@ class RewardModelEntry(_Section):
 
 class RewardSettings(_Section):
     models: list[RewardModelEntry] = Field(default_factory=list)
-    max_inputs: int = Field(default=64, ge=1)  # (prompt, response) pairs per /v1/rewards call
+    # (prompt, response) pairs one call may send; a call larger than `max_batch` is split into
+    # forward passes of `max_batch`, so the cap only bounds memory per call (an RLHF rollout batch
+    # of a few thousand fits).
+    max_inputs: int = Field(default=4096, ge=1)
     max_batch: int = Field(default=64, ge=1)  # pairs per forward pass, across concurrent calls
     # How long the first queued call waits for others to join its batch: a few ms of latency
     # buy a much larger batch when an RLHF trainer sends many calls at once.
     batch_window_ms: float = Field(default=5.0, ge=0)
     precision: Precision = "float32"  # see serve.precision
+    openrlhf_model: str | None = None  # the model behind /get_reward (default: the first one)
+
+    @model_validator(mode="after")
+    def _openrlhf_model_is_served(self) -> "RewardSettings":
+        names = [m.name for m in self.models]
+        if self.openrlhf_model is not None and self.openrlhf_model not in names:
+            raise ValueError(f"rewards.openrlhf_model '{self.openrlhf_model}' is not one of rewards.models {names}")
+        return self
 
 
 class ResilienceSettings(_Section):
@@ -105,7 +116,8 @@ class AuthSettings(_Section):
 
 
 class LimitSettings(_Section):
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Large enough for an RLHF rollout batch sent to /v1/rewards or /get_reward in one call.
+    max_body_bytes: int = Field(default=16 * 1_048_576, ge=1024)
 
 
 class HealthSettings(_Section):

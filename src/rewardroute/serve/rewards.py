@@ -8,6 +8,7 @@ ones also report the domain their router picked and its probabilities.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -40,6 +41,7 @@ class RewardService:
         self.model = model
         self.domains = list(model.config.domains)
         self.precision = settings.precision
+        self.max_batch = settings.max_batch
         self.batcher: MicroBatcher[tuple[Prompt, str], Scored] = MicroBatcher(
             self._score, executor, max_batch=settings.max_batch, window_s=settings.batch_window_ms / 1000,
             on_batch=lambda n: metrics.reward_batch.observe(n, model=name))
@@ -63,7 +65,21 @@ class RewardService:
         self._score([("Hello?", "Hi! How can I help?")])
 
     async def score(self, pairs: Sequence[tuple[Prompt, str]]) -> list[Scored]:
-        return await self.batcher.submit(list(pairs))
+        """Scores in input order. A call larger than one forward pass is split into `max_batch`
+        slices that queue like separate calls (other callers' pairs are not held up behind it);
+        a RowError names the item's index in the whole call."""
+        pairs = list(pairs)
+        if len(pairs) <= self.max_batch:
+            return await self.batcher.submit(pairs)
+
+        async def slice_at(start: int) -> list[Scored]:
+            try:
+                return await self.batcher.submit(pairs[start:start + self.max_batch])
+            except RowError as e:
+                raise RowError(start + e.index, e.cause) from None
+
+        parts = await asyncio.gather(*(slice_at(s) for s in range(0, len(pairs), self.max_batch)))
+        return [s for part in parts for s in part]
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -75,24 +91,37 @@ def _clean_prompt(prompt: Prompt) -> Prompt:
     return [m.model_copy(update={"content": clean_text(m.content)}) for m in prompt]
 
 
-async def handle_rewards(req: RewardsRequest, services: dict[str, RewardService], settings: RewardSettings,
-                         metrics: ServeMetrics) -> RewardsResponse:
-    service = services.get(req.model)
+def reward_service(services: dict[str, RewardService], name: str, param: str = "model") -> RewardService:
+    service = services.get(name)
     if service is None:
-        raise APIError(404, f"reward model '{req.model}' does not exist; configured: {sorted(services)}",
-                       param="model", code="model_not_found")
-    if len(req.input) > settings.max_inputs:
-        raise APIError(400, f"input: at most {settings.max_inputs} items per call, got {len(req.input)}",
-                       param="input", code="too_many_inputs")
-    pairs = [(_clean_prompt(item.prompt), clean_text(item.response)) for item in req.input]
+        raise APIError(404, f"reward model '{name}' does not exist; configured: {sorted(services)}",
+                       param=param, code="model_not_found")
+    return service
+
+
+async def score_pairs(service: RewardService, pairs: list[tuple[Prompt, str]], settings: RewardSettings,
+                      metrics: ServeMetrics, field: str = "input") -> list[Scored]:
+    """Score a call's pairs: the cap, cleaning, and failures as the client's errors (shared by
+    /v1/rewards and OpenRLHF's /get_reward)."""
+    if len(pairs) > settings.max_inputs:
+        raise APIError(400, f"{field}: at most {settings.max_inputs} items per call (rewards.max_inputs), "
+                            f"got {len(pairs)}", param=field, code="too_many_inputs")
+    pairs = [(_clean_prompt(p), clean_text(r)) for p, r in pairs]
     try:
         scored = await service.score(pairs)
     except RowError as e:  # this item failed alone: the other calls of its batch were answered
-        raise APIError(400, f"input[{e.index}]: the reward model could not score this item "
-                            f"({type(e.cause).__name__})", param=f"input[{e.index}]", code="unscorable_input") from None
+        raise APIError(400, f"{field}[{e.index}]: the reward model could not score this item "
+                            f"({type(e.cause).__name__})", param=f"{field}[{e.index}]", code="unscorable_input") from None
     except BatcherClosed:
         raise APIError(503, "the server is shutting down", code="shutting_down") from None
-    metrics.reward_inputs.inc(len(scored), model=req.model)
+    metrics.reward_inputs.inc(len(scored), model=service.name)
+    return scored
+
+
+async def handle_rewards(req: RewardsRequest, services: dict[str, RewardService], settings: RewardSettings,
+                         metrics: ServeMetrics) -> RewardsResponse:
+    service = reward_service(services, req.model)
+    scored = await score_pairs(service, [(item.prompt, item.response) for item in req.input], settings, metrics)
     data = [RewardDatum(index=i, reward=s.reward, domain=s.domain, domain_probs=s.domain_probs)
             for i, s in enumerate(scored)]
     return RewardsResponse(model=req.model, data=data, usage=RewardUsage(inputs=len(data)))

@@ -73,12 +73,32 @@ def routing_text(messages: Sequence[Mapping[str, Any]], *, context_messages: int
 
 @dataclass(frozen=True)
 class PolicySpec:
-    name: str  # argmax | cost_aware
+    name: str  # argmax | cost_aware | threshold
     lam: float = 0.0
+    share: float | None = None  # threshold: the share of queries like the training ones sent to the strong model
 
     @property
     def label(self) -> str:
+        if self.name == "threshold":
+            return f"threshold:{self.share:g}"
         return f"cost_aware:{self.lam:g}" if self.name == "cost_aware" else self.name
+
+    @classmethod
+    def from_routellm_name(cls, model: str, router_name: str) -> "PolicySpec | None":
+        """RouteLLM's `router-<name>-<threshold>` names, where the number is the share of
+        strong-model calls in [0, 1] (a meaning a platform team can budget with); None when
+        `model` is not such a name. Raises ValueError for a malformed share."""
+        prefix = f"router-{router_name}-"
+        if not model.startswith(prefix):
+            return None
+        text = model[len(prefix):]
+        try:
+            share = float(text)
+        except ValueError:
+            raise ValueError(f"'{text}' in '{model}' is not a share of strong-model calls in [0, 1]") from None
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"the strong-model share in '{model}' must be in [0, 1]")
+        return cls("threshold", share=share)
 
     @classmethod
     def parse(cls, text: str | None, default: "PolicySpec") -> "PolicySpec":
@@ -105,10 +125,17 @@ class PolicySpec:
         return cls("cost_aware", lam)
 
 
-def rank(probs: np.ndarray, policy: PolicySpec, costs: np.ndarray | None = None) -> list[int]:
+def rank(probs: np.ndarray, policy: PolicySpec, costs: np.ndarray | None = None,
+         threshold: tuple[int, float] | None = None) -> list[int]:
     """Every column index, best first under the policy: the policy's pick, then its pick among
-    the rest, and so on (the fallback order)."""
+    the rest, and so on (the fallback order). `threshold` is (strong column, threshold on its
+    probability) for the threshold policy of two-model routers."""
     p = np.asarray(probs, dtype=float).reshape(1, -1).copy()
+    if policy.name == "threshold":
+        if threshold is None or p.shape[1] != 2:
+            raise ValueError("a strong-model share needs a router over exactly 2 backends")
+        strong, t = threshold
+        return [strong, 1 - strong] if p[0, strong] >= t else [1 - strong, strong]
     if policy.name == "cost_aware" and np.isinf(policy.lam):  # always the cheapest: by price
         return [int(i) for i in np.argsort(np.asarray(costs, dtype=float), kind="stable")]
     order: list[int] = []
@@ -132,6 +159,8 @@ class LoadedRouter:
     experts: list[str]
     embed: Callable[[list[str]], Any]  # texts -> [N, D] vectors
     head: Callable[[Any], np.ndarray]  # vectors -> [N, K] probabilities over `experts`
+    # share of strong calls -> (strong expert, threshold on its probability); 2-model Zooter routers
+    strong_threshold: Callable[[float], tuple[str, float]] | None = None
 
     def probs(self, texts: list[str]) -> np.ndarray:
         return self.head(self.embed(texts))
@@ -150,7 +179,8 @@ def load_expert_router(path: Path) -> LoadedRouter:
 
         zr = ZooterRouter.load(path)
         return LoadedRouter(list(zr.experts), lambda texts: zr.router.embed(texts).float().numpy(),
-                            lambda emb: np.asarray(zr.probs_from_embeddings(emb), dtype=float))
+                            lambda emb: np.asarray(zr.probs_from_embeddings(emb), dtype=float),
+                            zr.strong_threshold if zr.meta.get("strong_quantiles") else None)
     from ..router import load_router
 
     router = load_router(path)
@@ -227,6 +257,17 @@ class QueryRouter:
         row = (await self._batcher.submit([text]))[0]
         self._cache.put(key, row)
         return row, False
+
+    def threshold(self, share: float) -> tuple[int, float]:
+        """(strong backend's column, threshold) sending about `share` of queries to the strong one."""
+        if self.loaded is None or self.loaded.strong_threshold is None or len(self.backends) != 2:
+            raise ValueError("a strong-model share needs a router trained over exactly 2 models "
+                             "(`router train` on a two-model table), both served as backends")
+        strong, t = self.loaded.strong_threshold(share)
+        column = self.experts.index(strong)
+        if column not in self.columns:
+            raise ValueError(f"the strong model '{strong}' is not a configured backend")
+        return self.columns.index(column), t
 
     def costs(self, costs_by_backend: Mapping[str, float]) -> np.ndarray:
         return cost_vector(self.backends, costs_by_backend)

@@ -72,7 +72,8 @@ class RewardInput(BaseModel):
 
 class RewardsRequest(BaseModel):
     """Score (prompt, response) pairs with a configured reward model. At most
-    `rewards.max_inputs` pairs per call (64 by default)."""
+    `rewards.max_inputs` pairs per call (4096 by default), scored in forward passes of
+    `rewards.max_batch`."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     model: str = Field(min_length=1, max_length=256)
