@@ -93,3 +93,18 @@ def test_trl_conversational_forms_explicit_and_implicit_prompt() -> None:
         assert (p.chosen, p.rejected) == ("Blue.", "Green.")
         assert [(m.role, m.content) for m in p.prompt] == [("user", "What colour is the sky?")]
     assert explicit.id == implicit.id
+
+
+def test_hf_paths_work_from_the_cli_through_the_datasets_loader(tmp_path) -> None:
+    import datasets
+    from typer.testing import CliRunner
+
+    from rewardroute.cli import app
+
+    rows = [{"prompt": f"q{i}", "chosen": "good answer", "rejected": "bad"} for i in range(5)]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "ds"))
+    res = CliRunner().invoke(app, ["data", "validate", f"hf://{tmp_path / 'ds'}:train", "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"rows": 5' in res.output and "hf:/" in res.output
+    res = CliRunner().invoke(app, ["data", "validate", f"hf://{tmp_path / 'nothing'}:train"])
+    assert res.exit_code == 2 and "hf://" in res.output

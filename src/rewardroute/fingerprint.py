@@ -160,3 +160,23 @@ def guard_output(output: str | Path, fields: Mapping[str, Any], *, overwrite: bo
                                f"results. What differs:\n  {lines}\n{hint[0].upper() + hint[1:]}.")
     write_fingerprint(sidecar, fields)
     return bool(present)
+
+
+def data_identity(path: str | Path) -> dict[str, str]:
+    """What a model records about its training file: the name and content hash, never an absolute
+    path (a checkpoint moves between machines; the hash still tells whether a file is the same)."""
+    spec = str(path)
+    if spec.startswith("hf:"):
+        return {"name": spec}
+    return {"name": Path(path).name, "sha256": file_sha256(path)}
+
+
+def check_same_data(path: str | Path, recorded: Mapping[str, Any] | str | None) -> None:
+    """Baselines fitted beside a model must see the model's own training data: a different file
+    is an error naming both (a checkpoint without a record is accepted)."""
+    if not isinstance(recorded, Mapping) or "sha256" not in recorded:
+        return
+    now = data_identity(path)
+    if now.get("sha256") != recorded["sha256"]:
+        raise StaleOutputError(f"{path} is not the data this model was trained on "
+                               f"(trained on {recorded.get('name')}, sha256 {str(recorded['sha256'])[:12]}...)")

@@ -139,7 +139,7 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     console.print(f"wrote {out / 'SUMMARY.json'} and {out / 'BUILD.md'}", highlight=False)
 
 
-def _guess_kind(path: Path) -> Kind:
+def _guess_kind(path: str) -> Kind:
     """pairs if the first readable row has `chosen`, routing if it has `query`/`scores`."""
     from ..data.readers import iter_raw
 
@@ -151,7 +151,7 @@ def _guess_kind(path: Path) -> Kind:
 
 @app.command(epilog=VALIDATE_EPILOG)
 def validate(
-    file: Annotated[Path, typer.Argument(help="A .jsonl, .jsonl.gz, .csv or .parquet file.")],
+    file: Annotated[str, typer.Argument(help="A .jsonl, .jsonl.gz, .csv or .parquet file, or hf://owner/name[:split].")],
     kind: Annotated[Kind, typer.Option(help="Record type; auto looks at the first row.")] = Kind.auto,
     skip_bad: Annotated[bool, typer.Option(help="Skip bad rows and report how many, instead of failing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON to stdout.")] = False,
@@ -190,7 +190,7 @@ def validate(
 
 @app.command(epilog=STATS_EPILOG)
 def stats(
-    file: Annotated[Path, typer.Argument(help="A preference-pair file.")],
+    file: Annotated[str, typer.Argument(help="A preference-pair file, or hf://owner/name[:split].")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON to stdout.")] = False,
 ) -> None:
     """Pairs per domain, mean chosen/rejected length (chars) and the "longer answer wins" accuracy."""

@@ -51,8 +51,8 @@ def _model_and_training(arch: str, config_file: Optional[Path], sets: list[str] 
 @app.command(epilog=TRAIN_EPILOG)
 def train(
     arch: Annotated[str, typer.Option(help="Architecture: single, more, rodos, arliss.")] = "single",
-    train_file: Annotated[Path, typer.Option("--train", help="Training pairs (JSONL/CSV/Parquet).")] = ...,
-    valid_file: Annotated[Optional[Path], typer.Option("--valid", help="Validation pairs; the best epoch on them is kept.")] = None,
+    train_file: Annotated[str, typer.Option("--train", help="Training pairs (JSONL/CSV/Parquet, or hf://owner/name[:split]).")] = ...,
+    valid_file: Annotated[Optional[str], typer.Option("--valid", help="Validation pairs; the best epoch on them is kept.")] = None,
     out: Annotated[Path, typer.Option(help="Output checkpoint directory.")] = ...,
     backbone: Annotated[Optional[str], typer.Option(help="Backbone: alias (all-MiniLM-L6-v2, smollm2-135m), hub id or path.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
@@ -100,7 +100,7 @@ def train(
             console.print(f"saved [bold]{arch}[/] reward model to {out} ({valid_note}, {result.seconds:.0f}s)")
 
 
-def _read(reader, path: Path, skip_bad: bool):
+def _read(reader, path: str, skip_bad: bool):
     from ..console import console
     from ..data.readers import ReadReport
 
@@ -120,7 +120,7 @@ Examples:
 """)
 def eval_(
     model: Annotated[Path, typer.Option(help="Reward-model checkpoint directory.")] = ...,
-    data: Annotated[Path, typer.Option(help="Preference pairs to evaluate on.")] = ...,
+    data: Annotated[str, typer.Option(help="Preference pairs to evaluate on (a file or hf://owner/name[:split]).")] = ...,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
     max_pairs: Annotated[Optional[int], typer.Option(help="Evaluate on at most this many pairs (even across domains).")] = None,
@@ -205,8 +205,8 @@ Training settings default to those the model was trained with; flags and --set o
 def add_domain(
     model: Annotated[Path, typer.Option(help="rodos or arliss checkpoint directory.")] = ...,
     domain: Annotated[str, typer.Option(help="Name of the new domain (the `domain` field of its pairs).")] = ...,
-    train_file: Annotated[Path, typer.Option("--train", help="Training pairs; those of DOMAIN are used.")] = ...,
-    valid_file: Annotated[Optional[Path], typer.Option("--valid", help="Validation pairs of DOMAIN.")] = None,
+    train_file: Annotated[str, typer.Option("--train", help="Training pairs; those of DOMAIN are used.")] = ...,
+    valid_file: Annotated[Optional[str], typer.Option("--valid", help="Validation pairs of DOMAIN.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Where to save (default: replace MODEL, atomically).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
     max_pairs: Annotated[Optional[int], typer.Option(help="Cap on the new domain's training pairs.")] = None,

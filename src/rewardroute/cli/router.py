@@ -175,6 +175,7 @@ def train(
     with cli_errors():
         from ..config_overrides import apply_overrides, load_config_file, validate_settings
         from ..console import console
+        from ..fingerprint import data_identity
         from ..zooter.train import train_zooter
         from ..zooter.zooter_config import ZooterConfig
 
@@ -203,7 +204,7 @@ def train(
             cfg.setdefault("training", {})["epochs"] = epochs
         zcfg = validate_settings(ZooterConfig, cfg)
         table = read_table(data, zcfg.models, zcfg.strict)
-        zr, report = train_zooter(table, zcfg, cache_dir=_cache_dir(cache_dir), train_data=str(data.resolve()))
+        zr, report = train_zooter(table, zcfg, cache_dir=_cache_dir(cache_dir), train_data=data_identity(data))
         zr.save(out)
         console.print(f"saved router over {len(report.experts)} models to {out} ({report.n_train} queries, "
                       f"{report.skipped} skipped; head_l2={report.head_l2:g}, knn_weight={report.knn_weight:g}; "
@@ -304,6 +305,7 @@ def eval_(
 
         from ..console import console
         from ..errors import ConfigError
+        from ..fingerprint import check_same_data
         from ..zooter.evaluate import evaluate
         from ..zooter.route import ZooterRouter
 
@@ -314,13 +316,13 @@ def eval_(
             raise ConfigError(f"{data}: no record has a score for every model of the router ({len(models)} models)")
         cache = _cache_dir(cache_dir)
         test_emb = zr.embed([r.query for r in test.records], cache)
-        train_path = train_data or (Path(zr.meta["train_data"]) if zr.meta.get("train_data") else None)
         train = train_emb = None
-        if train_path is not None and train_path.exists():
-            train = read_table(train_path, models, False)
+        if train_data is not None:
+            check_same_data(train_data, zr.meta.get("train_data"))
+            train = read_table(train_data, models, False)
             train_emb = zr.embed([r.query for r in train.records], cache)
         else:
-            console.print("[yellow]no training data found: knn and mlp are left out[/] (give --train)")
+            console.print("[yellow]knn and mlp are left out[/]: give --train (the router's training records)")
         reward = None
         if rm_scores is not None:
             scored = {r.id: r for r in read_table(rm_scores, models, False).records}

@@ -168,15 +168,21 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _iter_hf(spec: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """`hf://owner/name[:split]` reads a dataset from the Hugging Face hub when reachable."""
-    name, _, split = spec.partition(":")
+    """`hf://owner/name[:split]`: a dataset from the Hugging Face hub (or its cache), or a local
+    dataset folder through the same loader (`hf:///path/to/folder:split`: a `save_to_disk` folder,
+    or a folder of data files that `datasets.load_dataset` reads)."""
+    name, _, split = spec.rpartition(":") if ":" in spec else (spec, "", "")
     try:
         import datasets
     except ImportError as e:
         raise DataError("reading from the hub needs `datasets`: pip install 'rewardroute[hf]'",
                         path=HF_PREFIX + spec) from e
     try:
-        ds = datasets.load_dataset(name, split=split or "train")
+        if (Path(name) / "dataset_dict.json").exists() or (Path(name) / "dataset_info.json").exists():
+            ds = datasets.load_from_disk(name)
+            ds = ds[split or "train"] if isinstance(ds, datasets.DatasetDict) else ds
+        else:
+            ds = datasets.load_dataset(name, split=split or "train")
     except Exception as e:  # network or name errors: say which
         raise DataError(f"could not load dataset from the hub ({type(e).__name__}: {e})",
                         path=HF_PREFIX + spec) from e

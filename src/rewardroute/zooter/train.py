@@ -157,7 +157,7 @@ class TrainReport:
 
 def train_zooter(table: ScoreTable, config: ZooterConfig, *, backbone: Backbone | None = None,
                  embeddings: np.ndarray | None = None, cache_dir: str | Path | None = None,
-                 train_data: str | None = None) -> tuple[ZooterRouter, TrainReport]:
+                 train_data: dict | None = None) -> tuple[ZooterRouter, TrainReport]:
     """Train on `table` (records scored for every model). Pass `embeddings` ([N, D] frozen
     backbone vectors of the queries, in record order) to skip embedding; else they are computed
     through the cache in `cache_dir`."""
