@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -177,7 +178,7 @@ def markdown(res: dict) -> str:
     return "\n".join([
         f"**Fault matrix of the proxy** (`{res['command']}`, {res['date']}, {res['machine']['cpus']} CPUs, "
         f"{res['clients']} clients, {res['requests']} requests per fault; alpha timeout_s 2, 1 retry, "
-        "breaker 3 failed attempts / 5 s). Lost = no HTTP answer at all.", "",
+        f"breaker 3 failed attempts / 5 s; load average {res['load_average_1m']}). Lost = no HTTP answer at all.", "",
         markdown_table(rows, first="fault of alpha", columns=COLUMNS),
         "all_down: both backends refuse connections, so 5xx (502/503) is the correct answer. Every other "
         "row counts only good requests: a 5xx there would be a request hurt by a backend fault the proxy "
@@ -203,6 +204,7 @@ def main() -> None:
             row = run_fault(fault, args, tmp, prompts, models)
             log(f"  {json.dumps({k: v for k, v in row.items() if k not in ('statuses', 'poisoned')})}")
             res["faults"].append(row)
+    res["load_average_1m"] = round(os.getloadavg()[0], 2)  # the cores are shared: other work inflates latency
     ok = all(r["lost"] == 0 and (r["fault"] == "all_down" or r["5xx"] == 0) for r in res["faults"])
     res["passed"] = ok  # 0 lost anywhere, 0 5xx except where no backend can answer
     publish(args.out, res, None if args.no_results_md or args.quick else markdown(res))

@@ -198,15 +198,20 @@ def test_the_gate_is_asked_before_each_attempt_and_hears_each_failure():
         calls["n"] += 1
         return httpx.Response(503, json={"error": {"message": "busy"}})
 
-    async def go():
+    async def go(admit):
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
             client = BackendClient(backend(max_retries=5), http, retry=NO_WAIT)
-            return await client.post_raw({"messages": []}, admit=lambda: len(failures) < open_after,
-                                         on_failure=lambda: failures.append(1))
+            return await client.post_raw({"messages": []}, admit=admit, on_failure=lambda: failures.append(1))
 
+    # the breaker opens after 2 failed tries: no third one; the error is the last real failure
     with pytest.raises(BackendError) as info:
-        asyncio.run(go())
-    assert info.value.kind == "unavailable" and calls["n"] == 2 and len(failures) == 2
+        asyncio.run(go(lambda: len(failures) < open_after))
+    assert calls["n"] == 2 and len(failures) == 2
+    assert (info.value.kind, info.value.status, info.value.attempts, info.value.counted) == ("http", 503, 2, True)
+    # refused before any try (it opened while this request queued): nothing sent, "unavailable"
+    with pytest.raises(BackendError) as info:
+        asyncio.run(go(lambda: False))
+    assert info.value.kind == "unavailable" and calls["n"] == 2
 
 
 def test_raw_post_reads_the_whole_answer_and_counts_a_final_failure():

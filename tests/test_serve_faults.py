@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from rewardroute.serve.app import create_app
 from rewardroute.serve.config import parse_serve_config
 from rewardroute.serve.fault_backend import FaultBackend
+from rewardroute.serve.protocol import SPEC as HTTP_PROTOCOL
 from rewardroute.serve.routing import LoadedRouter
 from rewardroute.serve.state import LoadedModels
 from rewardroute.validation import clean_text
@@ -155,7 +156,8 @@ def test_control_characters_are_normalised_before_the_models(models):
 def real_server(app) -> Iterator[str]:
     """`app` under uvicorn (h11, its default logging config, access log on) in a thread."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="info", access_log=True))
+    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="info", access_log=True,
+                                           http=HTTP_PROTOCOL))  # as `rewardroute serve` runs it
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -379,9 +381,21 @@ def test_body_parse_errors_carry_a_code(models):
         assert all(r.headers.get("x-request-id") for r in [client.get("/health/live")])
 
 
-def test_bad_content_length_gets_json_when_it_reaches_the_app():
-    """uvicorn's parser answers a non-numeric Content-Length itself (plain text) before any app
-    runs; one that gets through (another server) is answered in JSON."""
+@pytest.mark.parametrize("length", [b"abc", b"-5", b"1, 2"])
+def test_a_bad_content_length_gets_an_openai_style_json_400(models, length):
+    """uvicorn's parser rejects these before any app runs; `rewardroute serve`'s protocol
+    class answers in JSON like every other error."""
+    app = create_app(config(models), models=models.loaded, transport=FakeBackends())
+    with real_server(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection((HOST, port), timeout=30) as sock:
+            status, headers, raw = _http(sock, b"POST /v1/rewards HTTP/1.1\r\nHost: t\r\nContent-Type: "
+                                               b"application/json\r\nContent-Length: " + length + b"\r\n\r\n{}")
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert json.loads(raw)["error"]["code"] == "invalid_http_request"
+
+
+def test_a_bad_content_length_that_reaches_the_app_gets_json_too():
     from rewardroute.serve.middleware import BodyGuardMiddleware
 
     sent = []

@@ -136,10 +136,16 @@ class BackendClient:
         breaker counts attempts, so it opens while the first requests are still retrying).
         A final error that `on_failure` heard of has `counted` set."""
         attempts = self.config.max_retries + 1
+        r: _Retryable | None = None  # the last attempt's failure
         for i in range(attempts):
             if admit is not None and not admit():
-                raise self._error("unavailable", "skipped: its circuit breaker opened while this request waited",
+                if r is None:
+                    raise self._error("unavailable", "skipped: its circuit breaker opened while this request waited",
+                                      attempts=0)
+                err = self._error(r.kind, f"{r.detail} (not retried: its circuit breaker opened)", status=r.status,
                                   attempts=i)
+                err.counted = on_failure is not None
+                raise err
             try:
                 async with asyncio.timeout(self.config.timeout_s):
                     return await attempt_fn(i + 1)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .app import CONFIG_ENV
 from .config import ServeConfig
+from .protocol import SPEC as HTTP_PROTOCOL
 
 
 def run_server(config_path: str | Path, config: ServeConfig, *, host: str | None = None, port: int | None = None,
@@ -21,4 +22,4 @@ def run_server(config_path: str | Path, config: ServeConfig, *, host: str | None
     uvicorn.run("rewardroute.serve.app:app_from_env", factory=True, host=host or s.host,
                 port=s.port if port is None else port, workers=workers or s.workers,
                 log_level=log_level or s.log_level, timeout_graceful_shutdown=s.graceful_timeout_s,
-                proxy_headers=False, server_header=False)
+                proxy_headers=False, server_header=False, http=HTTP_PROTOCOL)
