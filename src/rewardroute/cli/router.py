@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import cli_errors, print_json
+from .common import DeviceOption, PrecisionOption, cli_errors, print_json, runtime_config
 
 app = typer.Typer(help="Reward-guided LLM routing (Zooter): collect, score, train, route, eval.",
                   no_args_is_help=True)
@@ -104,14 +104,19 @@ def score(
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows (counted) instead of failing.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Start afresh when OUT was made from another input or reward model.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on stdout.")] = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Fill each record's `scores` with a reward model's rating of every response."""
     with cli_errors():
         from ..console import console
+        from ..runtime import running_on
         from ..zooter.score import load_scorer, score_records
 
-        result = score_records(load_scorer(rm, max_length=max_length), input_, out, batch_size=batch_size,
-                               skip_bad=skip_bad, overwrite=overwrite)
+        runtime = runtime_config(device, precision)
+        scorer = load_scorer(rm, max_length=max_length, precision=precision)
+        with running_on(scorer.model, runtime):
+            result = score_records(scorer, input_, out, batch_size=batch_size, skip_bad=skip_bad, overwrite=overwrite)
         console.print(f"scored {result['responses_scored']} responses of {result['records']} records -> {out}",
                       highlight=False)
         if json_:
@@ -237,6 +242,8 @@ def route(
                                                                   "strong one (threshold from the training queries).")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache directory.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per query on stdout.")] = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Print the model chosen for each query and the router's distribution."""
     with cli_errors():
@@ -244,6 +251,7 @@ def route(
 
         from ..console import console
         from ..errors import ConfigError
+        from ..runtime import running_on
         from ..zooter.policy import cost_aware_policy, cost_vector
         from ..zooter.route import ZooterRouter
 
@@ -257,7 +265,8 @@ def route(
         if lam > 0:
             cost_vector(allowed, cost_map)  # every allowed model needs a price
             cvec = np.array([cost_map.get(m, 0.0) for m in zr.experts])
-        probs = zr.probs(query, _cache_dir(cache_dir))
+        with running_on(zr.router, runtime_config(device, precision)):
+            probs = zr.probs(query, _cache_dir(cache_dir) if precision == "fp32" else None)
         for q, p in zip(query, probs):
             masked = np.where(mask, p, -np.inf)
             if strong_share is not None:

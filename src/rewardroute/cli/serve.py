@@ -30,12 +30,19 @@ def register(app: typer.Typer) -> None:
         port: Annotated[Optional[int], typer.Option(help="Port (default: server.port).")] = None,
         workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: server.workers).")] = None,
         log_level: Annotated[Optional[str], typer.Option(help="critical, error, warning, info or debug.")] = None,
+        device: Annotated[Optional[str], typer.Option(help="Where the router and reward models run: auto, cpu, cuda, cuda:N, mps (default: server.device).")] = None,
+        precision: Annotated[Optional[str], typer.Option(help="float32 or bfloat16 for the router and reward models (default: as in the config).")] = None,
     ) -> None:
         """Serve an OpenAI-compatible routing proxy and a reward-scoring API."""
         with cli_errors():
-            from ..serve.config import check_paths, load_serve_config
+            import os
+
+            from ..serve.config import DEVICE_ENV, PRECISION_ENV, check_paths, load_serve_config
             from ..serve.server import run_server
 
+            for env, value in ((DEVICE_ENV, device), (PRECISION_ENV, precision)):
+                if value is not None:
+                    os.environ[env] = value  # the workers read the config again: they see it too
             cfg = load_serve_config(config)
             check_paths(cfg)
             run_server(config, cfg, host=host, port=port, workers=workers, log_level=log_level)

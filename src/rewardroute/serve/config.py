@@ -34,6 +34,15 @@ class ServerSettings(_Section):
     torch_threads: int | None = Field(default=1, ge=1)
     graceful_timeout_s: float = Field(default=10.0, gt=0)  # in-flight requests finish on SIGTERM
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # Where the router and reward models run (rewardroute.runtime): auto, cpu, cuda, cuda:N, mps.
+    device: str = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        from ..runtime import RuntimeConfig
+
+        return RuntimeConfig(device=v).device
 
 
 class RouterSettings(_Section):
@@ -207,11 +216,25 @@ def parse_serve_config(data: dict, base_dir: str | Path = ".", source: str = "se
     return cfg
 
 
+DEVICE_ENV = "REWARDROUTE_SERVE_DEVICE"  # `rewardroute serve --device` for every worker
+PRECISION_ENV = "REWARDROUTE_SERVE_PRECISION"  # `--precision`: router and reward models
+
+
 def load_serve_config(path: str | Path) -> ServeConfig:
-    """Read and validate `serve.yaml`; a ConfigError names the file and the field."""
+    """Read and validate `serve.yaml` (with the CLI's --device/--precision, which reach the
+    workers through the environment); a ConfigError names the file and the field."""
+    import os
+
     path = Path(path)
-    data = read_yaml(path, "serve config")
-    return parse_serve_config(data or {}, path.parent, str(path))
+    data = read_yaml(path, "serve config") or {}
+    if isinstance(data, dict):
+        if os.environ.get(DEVICE_ENV):
+            data = {**data, "server": {**(data.get("server") or {}), "device": os.environ[DEVICE_ENV]}}
+        if os.environ.get(PRECISION_ENV):
+            p = os.environ[PRECISION_ENV]
+            data = {**data, "router": {**(data.get("router") or {}), "precision": p},
+                    "rewards": {**(data.get("rewards") or {}), "precision": p}}
+    return parse_serve_config(data, path.parent, str(path))
 
 
 def check_paths(cfg: ServeConfig) -> None:

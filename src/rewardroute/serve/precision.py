@@ -14,11 +14,15 @@ from typing import Literal
 Precision = Literal["float32", "bfloat16"]
 
 
-def inference(precision: Precision = "float32") -> contextlib.AbstractContextManager:
+def inference(precision: Precision = "float32", device_type: str = "cpu") -> contextlib.AbstractContextManager:
     import torch
 
     stack = contextlib.ExitStack()
     stack.enter_context(torch.inference_mode())
     if precision == "bfloat16":
-        stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+        stack.enter_context(torch.autocast(device_type, dtype=torch.bfloat16))
     return stack
+
+
+def device_type_of(module) -> str:
+    return next(module.parameters()).device.type

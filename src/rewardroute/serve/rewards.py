@@ -21,7 +21,7 @@ from .batcher import BatcherClosed, MicroBatcher, RowError
 from .config import RewardSettings
 from .errors import APIError
 from .metrics import ServeMetrics
-from .precision import inference
+from .precision import device_type_of, inference
 from .schemas import RewardDatum, RewardsRequest, RewardsResponse, RewardUsage
 
 
@@ -47,7 +47,7 @@ class RewardService:
             on_batch=lambda n: metrics.reward_batch.observe(n, model=name))
 
     def _score(self, pairs: list[tuple[Prompt, str]]) -> list[Scored]:
-        with inference(self.precision):
+        with inference(self.precision, device_type_of(self.model)):
             out = self.model.score([p for p, _ in pairs], [r for _, r in pairs], batch_size=max(1, len(pairs)),
                                    return_output=True)
         rewards = out.rewards.tolist()

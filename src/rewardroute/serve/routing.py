@@ -161,12 +161,13 @@ class LoadedRouter:
     head: Callable[[Any], np.ndarray]  # vectors -> [N, K] probabilities over `experts`
     # share of strong calls -> (strong expert, threshold on its probability); 2-model Zooter routers
     strong_threshold: Callable[[float], tuple[str, float]] | None = None
+    device_type: str = "cpu"  # where `embed` runs (autocast needs it)
 
     def probs(self, texts: list[str]) -> np.ndarray:
         return self.head(self.embed(texts))
 
 
-def load_expert_router(path: Path) -> LoadedRouter:
+def load_expert_router(path: Path, device=None) -> LoadedRouter:
     """A saved router: a Zooter router (`router train`, with its kNN mix) or a plain
     ExpertRouter (`save_router`)."""
     import torch
@@ -178,14 +179,20 @@ def load_expert_router(path: Path) -> LoadedRouter:
         from ..zooter.route import ZooterRouter
 
         zr = ZooterRouter.load(path)
+        if device is not None:
+            zr.router.to(device)
         return LoadedRouter(list(zr.experts), lambda texts: zr.router.embed(texts).float().numpy(),
                             lambda emb: np.asarray(zr.probs_from_embeddings(emb), dtype=float),
-                            zr.strong_threshold if zr.meta.get("strong_quantiles") else None)
+                            zr.strong_threshold if zr.meta.get("strong_quantiles") else None,
+                            device.type if device is not None else "cpu")
     from ..router import load_router
 
     router = load_router(path)
+    if device is not None:
+        router.to(device)
     return LoadedRouter(list(router.experts), lambda texts: router.embed(texts).float(),
-                        lambda emb: router.probs_from_embeddings(torch.as_tensor(emb).float()).numpy().astype(float))
+                        lambda emb: router.probs_from_embeddings(torch.as_tensor(emb).float()).numpy().astype(float),
+                        device_type=device.type if device is not None else "cpu")
 
 
 class _LRU:
@@ -234,7 +241,7 @@ class QueryRouter:
                          if loaded is not None else None)
 
     def _batch_probs(self, texts: list[str]) -> list[np.ndarray]:
-        with inference(self.settings.precision):
+        with inference(self.settings.precision, self.loaded.device_type):
             emb = self.loaded.embed(texts)
         with inference("float32"):
             p = self.loaded.head(emb)

@@ -37,8 +37,11 @@ class LoadedModels:
 def load_models(config: ServeConfig) -> LoadedModels:
     from ..reward import load_model
 
-    router = load_expert_router(config.router.path) if config.router.path is not None else None
-    return LoadedModels(router, {m.name: load_model(m.path) for m in config.rewards.models})
+    from ..runtime import resolve_device
+
+    device = resolve_device(config.server.device)
+    router = load_expert_router(config.router.path, device) if config.router.path is not None else None
+    return LoadedModels(router, {m.name: load_model(m.path).to(device) for m in config.rewards.models})
 
 
 class ServeState:

@@ -55,7 +55,7 @@ class OurScorer:
 class HFScorer:
     """An `AutoModelForSequenceClassification` reward model (hub id or local path)."""
 
-    def __init__(self, name_or_path: str, *, max_length: int = 512, device: str | None = None):
+    def __init__(self, name_or_path: str, *, max_length: int = 512):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -73,8 +73,7 @@ class HFScorer:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device).eval()
+        self.model.eval()  # placed on a device by the caller (rewardroute.runtime.running_on)
         self.max_length = max_length
         self.name = f"hf:{name_or_path}"
         self.identity = f"hf:{_hf_identity(name_or_path, self.model)};max_length={max_length}"
@@ -97,7 +96,8 @@ class HFScorer:
         out: list[float] = []
         for s in range(0, len(prompts), batch_size):
             enc = self._encode(prompts[s:s + batch_size], responses[s:s + batch_size])
-            logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float().cpu()
+            device = next(self.model.parameters()).device
+            logits = self.model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu()
             out += (logits[:, 0] if logits.size(1) == 1 else logits[:, 1] - logits[:, 0]).tolist()
         return out
 
@@ -110,8 +110,16 @@ def _hf_identity(name_or_path: str, model) -> str:
     return f"{name_or_path}@{commit}" if commit else name_or_path
 
 
-def load_scorer(spec: str | Path, *, max_length: int = 512) -> Scorer:
-    """Ours when `spec` is a rewardroute reward-model directory, else Hugging Face."""
+def load_scorer(spec: str | Path, *, max_length: int = 512, precision: str = "fp32") -> Scorer:
+    """Ours when `spec` is a rewardroute reward-model directory, else Hugging Face. A precision
+    other than fp32 changes the scores, so it is part of the scorer's identity."""
+    scorer = _load_scorer(spec, max_length)
+    if precision != "fp32":
+        scorer.identity += f";precision={precision}"
+    return scorer
+
+
+def _load_scorer(spec: str | Path, max_length: int) -> Scorer:
     path = Path(spec)
     if (path / "config.json").exists():
         import json
