@@ -116,3 +116,17 @@ def test_empty_and_very_long_texts(trained):
     model = trained[0]
     r = model.score(["", "x " * 50_000, "What is 1 plus 1?"], ["", "", "y " * 50_000])
     assert r.shape == (3,) and torch.isfinite(r).all()
+
+
+def _size(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def test_a_checkpoint_is_the_size_of_its_parts(trained):
+    """Each expert is saved once (as its own `single` checkpoint), the router's frozen backbone not
+    at all: model.safetensors holds the router head only."""
+    model, _, _, out = trained
+    experts = sum(_size(out / "experts" / d) for d in ("chat", "math"))
+    head = sum(p.numel() * p.element_size() for p in model.router.head.parameters())
+    assert (out / "model.safetensors").stat().st_size < head + 4096
+    assert _size(out) < experts + head + 64 * 1024  # + config.json, kept prompts

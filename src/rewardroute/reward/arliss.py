@@ -131,7 +131,7 @@ class _AdapterView(RewardModel):
 class ArlissRewardModel(RoutedRewardModel):
     arch = "arliss"
     config_class = ArlissConfig
-    saves_backbone = False
+    backbone_in_checkpoint = False  # the frozen pretrained backbone is re-loaded from config.backbone
 
     def __init__(self, config: ArlissConfig, backbone: Backbone):
         from peft import LoraConfig, get_peft_model
@@ -339,12 +339,15 @@ class ArlissRewardModel(RoutedRewardModel):
         load_weights(head, folder / "head.safetensors", head.state_dict().keys(), f"the head of adapter '{name}'")
         self._settle()
 
-    def save_extra(self, folder: Path) -> None:
+    def persisted_keys(self) -> list[str]:
+        return []  # everything trained lives in adapters/<name>/, each adapter with its head
+
+    def save_parts(self, folder: Path) -> None:
         for name, head in self._units():
             self._save_adapter(folder / "adapters" / name, name, head)
         self.kept.save(folder)
 
-    def load_extra(self, folder: Path) -> None:
+    def load_parts(self, folder: Path) -> None:
         for name, head in self._units():
             sub = folder / "adapters" / name
             if not sub.is_dir():

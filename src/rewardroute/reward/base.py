@@ -43,9 +43,11 @@ class RewardModel(nn.Module, ABC):
 
     arch: ClassVar[str]
     config_class: ClassVar[type[RewardModelConfig]] = RewardModelConfig
-    # False when the backbone stays frozen: its weights are then not saved, but re-loaded
-    # from `config.backbone` (adapters and heads are saved).
-    saves_backbone: ClassVar[bool] = True
+    # Persistence, declared per architecture (reward/checkpoint.py reads only these):
+    # True: the checkpoint carries a copy of the backbone's transformers config and tokenizer,
+    # and its weights are among `persisted_keys`; False: the backbone is the pretrained one,
+    # re-loaded from `config.backbone` (adapters, heads and experts are saved as parts).
+    backbone_in_checkpoint: ClassVar[bool] = True
 
     def __init__(self, config: RewardModelConfig):
         super().__init__()
@@ -115,6 +117,22 @@ class RewardModel(nn.Module, ABC):
         """Train on preference pairs. Architectures made of several parts override this."""
         from .reward_trainer import fit_pairwise
         return fit_pairwise(self, train, valid, args, resume_dir=resume_dir, desc=f"train {self.arch}")
+
+    # -- persistence -------------------------------------------------------------------------
+    def persisted_keys(self) -> list[str]:
+        """The state keys written to `model.safetensors` (default: all of them)."""
+        return list(self.state_dict().keys())
+
+    def reference_backbone(self):
+        """The Backbone whose config and tokenizer the checkpoint copies (when
+        `backbone_in_checkpoint`), else None."""
+        return None
+
+    def save_parts(self, folder: Path) -> None:
+        """Write what `model.safetensors` does not hold (experts, adapters...). Default: nothing."""
+
+    def load_parts(self, folder: Path) -> None:
+        """Read back what `save_parts` wrote. Default: nothing."""
 
     # -- reporting ---------------------------------------------------------------------------
     def param_report(self) -> dict[str, Any]:

@@ -4,7 +4,10 @@ Layout of a reward-model directory:
   config.json          {"format": "rewardroute.reward", "version": 1, "arch": ..., "config": {...}}
   model.safetensors    every weight except a frozen pretrained backbone's
   backbone/            the transformers config and tokenizer, when the backbone is saved
-  other files          an architecture may add its own (`save_extra` / `load_extra`)
+  other files          an architecture's parts (`save_parts` / `load_parts`: experts, adapters)
+
+What goes where is declared by each architecture (`persisted_keys`, `backbone_in_checkpoint`,
+`reference_backbone`, `save_parts`); nothing here guesses from attributes.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..checkpoint import frozen_keys, load_weights, read_meta, save_weights, write_meta
+from ..checkpoint import load_weights, read_meta, save_weights, write_meta
 from ..errors import CheckpointError
 from ..io import atomic_dir
 from .base import RewardModel
@@ -25,24 +28,15 @@ VERSION = 1
 WEIGHTS = "model.safetensors"
 
 
-def keys_to_save(model: RewardModel) -> list[str]:
-    """Every state key, less the frozen pretrained weights of a model that does not save them."""
-    keys = list(model.state_dict().keys())
-    if model.saves_backbone:
-        return keys
-    frozen = frozen_keys(model)
-    return [k for k in keys if k not in frozen]
-
-
 def save_model(model: RewardModel, out: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write `model` to `out` atomically. Returns `out`."""
     out = Path(out)
     with atomic_dir(out) as tmp:
-        save_weights(model, tmp / WEIGHTS, keys_to_save(model), metadata={"arch": model.arch})
-        if model.saves_backbone and hasattr(model, "backbone"):
-            model.backbone.save_reference(tmp / "backbone")
-        if hasattr(model, "save_extra"):
-            model.save_extra(tmp)
+        save_weights(model, tmp / WEIGHTS, model.persisted_keys(), metadata={"arch": model.arch})
+        backbone = model.reference_backbone() if model.backbone_in_checkpoint else None
+        if backbone is not None:
+            backbone.save_reference(tmp / "backbone")
+        model.save_parts(tmp)
         fields: dict[str, Any] = {"arch": model.arch, "config": model.config.model_dump(mode="json")}
         if extra:
             fields["extra"] = extra
@@ -67,12 +61,11 @@ def load_model(path: str | Path, *, expect_arch: str | None = None) -> RewardMod
     except (ValidationError, KeyError) as e:
         raise CheckpointError(f"{path}/config.json: invalid '{arch}' config: {e}") from None
     local = path / "backbone"
-    if cls.saves_backbone and local.exists():
+    if cls.backbone_in_checkpoint and local.exists():
         model = cls.build(config, pretrained=False, local_dir=local)
     else:
         model = cls.build(config, pretrained=True)
-    if hasattr(model, "load_extra"):
-        model.load_extra(path)
-    load_weights(model, path / WEIGHTS, keys_to_save(model), f"a '{arch}' model")
+    model.load_parts(path)
+    load_weights(model, path / WEIGHTS, model.persisted_keys(), f"a '{arch}' model")
     model.eval()
     return model

@@ -59,6 +59,9 @@ class MoRERewardModel(RewardModel):
               local_dir: str | Path | None = None) -> "MoRERewardModel":
         return cls(config, Backbone.load(config.backbone, pretrained=pretrained, local_dir=local_dir))
 
+    def reference_backbone(self):
+        return self.backbone
+
     def forward(self, prompts: Sequence[str], responses: Sequence[str],
                 domains: Sequence[str] | None = None) -> RewardOutput:
         enc = self.backbone.pairs.pad(self.backbone.pairs.encode_pairs(prompts, responses))

@@ -141,13 +141,20 @@ class RodosRewardModel(RoutedRewardModel):
         return {"expert": record, "router": router_record}
 
     # -- saving ----------------------------------------------------------------------------
-    def save_extra(self, folder: Path) -> None:
+    # model.safetensors holds the router's head only: its backbone is the pretrained one and each
+    # domain model is a complete `single` checkpoint under experts/ (saved once, not twice).
+    backbone_in_checkpoint = False
+
+    def persisted_keys(self) -> list[str]:
+        return [k for k in self.state_dict() if k.startswith("router.head.")]
+
+    def save_parts(self, folder: Path) -> None:
         self._check_ready()
         for d, model in zip(self.config.domains, self.experts):
             save_model(model, folder / "experts" / expert_folder(d))
         self.kept.save(folder)
 
-    def load_extra(self, folder: Path) -> None:
+    def load_parts(self, folder: Path) -> None:
         self.experts = nn.ModuleList()
         for d in self.config.domains:
             path = folder / "experts" / expert_folder(d)
