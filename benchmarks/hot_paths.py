@@ -1,0 +1,249 @@
+"""Hot paths on one machine, each beside its limit.
+
+    python benchmarks/hot_paths.py            # about 5 minutes on 2 CPUs
+    python benchmarks/hot_paths.py --quick    # a smoke run (results go to hot_paths_quick.json)
+
+* Scoring: the limit is the raw backbone forward (plus head) over the same pairs, tokenised once
+  and sorted by length, in this process; beside it, the end-to-end `score` of `single` and
+  `arliss` (which also routes each prompt). Target: both at >= 0.85x the limit.
+* Router: p50/p99 latency of one 64-token query through `ExpertRouter.probs`, beside the raw
+  forward of the same pre-tokenised query. Target: p50 < 10 ms.
+* Training: pairs/s of `single` (full fine-tuning) and `arliss` (one LoRA adapter), and the peak
+  memory of a step on the longest batch, plain and with `--grad-accum 4`.
+* Router training: `train_zooter` on 10,000 queries with their embeddings given (the inner-CV
+  grid of linear heads). Target: under 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardroute.bench import command_line, machine, publish
+from rewardroute.data.ensure import ensure_built
+from rewardroute.data.readers import read_pairs
+from rewardroute.data.schemas import render_prompt
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _pairs(data: Path, n: int) -> list:
+    from rewardroute.reward.reward_trainer import cap_pairs
+
+    return cap_pairs(read_pairs(data / "prefs" / "test.jsonl"), n, seed=0)
+
+
+def _timed(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def scoring(pairs: list, batch: int) -> dict[str, Any]:
+    from rewardroute.backbone import BackboneConfig
+    from rewardroute.reward.arliss import ArlissConfig, ArlissRewardModel
+    from rewardroute.reward.single import SingleConfig, SingleRewardModel
+
+    prompts = [render_prompt(p.prompt) for p in pairs]
+    responses = [p.chosen for p in pairs]
+    domains = sorted({p.domain for p in pairs})
+    out: dict[str, Any] = {"pairs": len(pairs), "batch": batch}
+    bb_cfg = BackboneConfig(max_length=256)
+    single = SingleRewardModel.build(SingleConfig(backbone=bb_cfg)).eval()
+    enc = single.backbone.pairs.encode_pairs(prompts, responses)
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i].input_ids))
+    batches = [single.backbone.pairs.pad([enc[i] for i in order[s:s + batch]]) for s in range(0, len(order), batch)]
+
+    def limit() -> None:
+        with torch.inference_mode():
+            for b in batches:
+                single.head(single.backbone(**b))
+
+    t_limit = _timed(limit, 2)
+    out["limit_pairs_per_s"] = round(len(pairs) / t_limit, 1)
+    t = _timed(lambda: single.score(prompts, responses, batch_size=batch), 2)
+    out["single_pairs_per_s"] = round(len(pairs) / t, 1)
+    arliss = ArlissRewardModel.build(ArlissConfig(backbone=bb_cfg, domains=domains)).eval()
+    t = _timed(lambda: arliss.score(prompts, responses, batch_size=batch), 2)
+    out["arliss_pairs_per_s"] = round(len(pairs) / t, 1)
+    for arch in ("single", "arliss"):
+        out[f"{arch}_vs_limit"] = round(out[f"{arch}_pairs_per_s"] / out["limit_pairs_per_s"], 3)
+    return out
+
+
+def router_latency(calls: int) -> dict[str, Any]:
+    from rewardroute.router import ExpertRouter, RouterConfig
+
+    router = ExpertRouter.build(RouterConfig(experts=["a", "b"])).eval()
+    words = "Explain how a binary search works and when it fails on a sorted array of integers".split()
+    query = " ".join((words * 8)[:60])  # about 64 tokens with the special tokens
+    tokens = router.backbone.pairs.pad(router.backbone.pairs.encode_texts([query]))
+    lat_e2e, lat_raw = [], []
+    for _ in range(10):  # warm-up
+        router.probs([query])
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        router.probs([query])
+        lat_e2e.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            router.head(router.backbone(**tokens))
+        lat_raw.append((time.perf_counter() - t0) * 1000)
+
+    def pct(xs: list[float], q: float) -> float:
+        return round(float(np.percentile(xs, q)), 2)
+
+    return {"tokens": int(tokens["input_ids"].shape[1]), "calls": calls,
+            "p50_ms": pct(lat_e2e, 50), "p99_ms": pct(lat_e2e, 99),
+            "raw_forward_p50_ms": pct(lat_raw, 50), "raw_forward_p99_ms": pct(lat_raw, 99)}
+
+
+def training(pairs: list, steps: int, data: Path) -> dict[str, Any]:
+    """Pairs/s of a few optimizer steps per architecture (1 process), and the peak memory of one
+    step on the longest batch, plain and with gradient accumulation (in fresh processes)."""
+    from rewardroute.backbone import BackboneConfig
+    from rewardroute.reward.arliss import ArlissConfig, ArlissRewardModel
+    from rewardroute.reward.reward_config import RewardTrainingConfig
+    from rewardroute.reward.single import SingleConfig, SingleRewardModel
+
+    out: dict[str, Any] = {}
+    domains = sorted({p.domain for p in pairs})
+    n = steps * 16
+    for arch, build in (("single", lambda: SingleRewardModel.build(SingleConfig(backbone=BackboneConfig(max_length=256)))),
+                        ("arliss", lambda: ArlissRewardModel.build(ArlissConfig(backbone=BackboneConfig(max_length=256),
+                                                                                domains=domains)))):
+        model = build()
+        args = RewardTrainingConfig(epochs=1, batch_size=16, device="cpu", resume=False)
+        sample = pairs[:n]
+        if arch == "arliss":  # one reward adapter: the part that trains on pairs
+            d = domains[0]
+            sample = [p for p in pairs if p.domain == d][:n]
+            t = _timed(lambda: model.fit_expert(d, sample, [], args, _no_parts()))
+        else:
+            t = _timed(lambda: model.fit(sample, [], args))
+        out[f"{arch}_train_pairs_per_s"] = round(len(sample) / t, 2)
+        del model
+        gc.collect()
+    for accum in (1, 4):
+        proc = subprocess.run([sys.executable, __file__, "--peak-step", str(accum), "--data", str(data)],
+                              capture_output=True, text=True)
+        out[f"single_step_peak_rss_mb_accum{accum}"] = float(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    return out
+
+
+def _no_parts():
+    from rewardroute.reward.routing import Parts
+
+    return Parts(None)
+
+
+def peak_step(accum: int, data: Path) -> None:
+    """One training step of `single` on the 16 test pairs with the longest answers at 256 tokens;
+    prints the growth of peak RSS over the loaded model (MB)."""
+    from rewardroute.backbone import BackboneConfig
+    from rewardroute.reward.single import SingleConfig, SingleRewardModel
+
+    pairs = sorted(read_pairs(data / "prefs" / "test.jsonl"), key=lambda p: -len(p.chosen))[:16]
+    model = SingleRewardModel.build(SingleConfig(backbone=BackboneConfig(max_length=256))).train()
+    base = _hwm_mb()
+    size = len(pairs) // accum
+    for i in range(accum):
+        chunk = pairs[i * size:(i + 1) * size]
+        loss, _ = model.pair_loss([render_prompt(p.prompt) for p in chunk], [p.chosen for p in chunk],
+                                  [p.rejected for p in chunk])
+        (loss / accum).backward()
+    print(round(_hwm_mb() - base, 1))
+
+
+def _hwm_mb() -> float:
+    """Peak RSS of this process image (VmHWM: unlike getrusage's maxrss it is not inherited
+    from the parent across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def router_training(n: int) -> dict[str, Any]:
+    from rewardroute.data.schemas import RoutingRecord
+    from rewardroute.zooter.labels import score_table
+    from rewardroute.zooter.train import train_zooter
+    from rewardroute.zooter.zooter_config import ZooterConfig
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(n, 384)).astype(np.float32)
+    w = rng.normal(size=384)
+    rows = [RoutingRecord(id=str(i), query=f"q{i}", scores={"strong": float(emb[i] @ w > 0), "weak": 0.5})
+            for i in range(n)]
+    t0 = time.perf_counter()
+    _, report = train_zooter(score_table(rows), ZooterConfig(), embeddings=emb)
+    return {"queries": n, "seconds": round(time.perf_counter() - t0, 1), "head_l2": report.head_l2,
+            "knn_weight": report.knn_weight, "grid_points": len(report.selection)}
+
+
+def markdown(res: dict[str, Any]) -> str:
+    s, r, t, z = res["scoring"], res["router"], res["training"], res["router_training"]
+    lines = [
+        "## hot_paths: scoring, routing and training speed beside their limits",
+        "",
+        f"`{res['command']}` ({res['machine']['cpus']} CPUs, torch {res['machine']['torch']}, {res['machine']['date']}).",
+        "",
+        "| path | measured | limit or target |",
+        "|---|---|---|",
+        f"| scoring, raw backbone forward ({s['pairs']} pairs, batch {s['batch']}, length-sorted) | "
+        f"{s['limit_pairs_per_s']} pairs/s | the limit |",
+        f"| `single` end-to-end `score` | {s['single_pairs_per_s']} pairs/s ({s['single_vs_limit']:.2f}x) | >= 0.85x |",
+        f"| `arliss` end-to-end `score` (routes each prompt too) | {s['arliss_pairs_per_s']} pairs/s "
+        f"({s['arliss_vs_limit']:.2f}x) | >= 0.85x |",
+        f"| router, one {r['tokens']}-token query | p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms | p50 < 10 ms |",
+        f"| raw forward of that query | p50 {r['raw_forward_p50_ms']} ms, p99 {r['raw_forward_p99_ms']} ms | |",
+        f"| training `single` (full fine-tuning, 1 process) | {t['single_train_pairs_per_s']} pairs/s | |",
+        f"| training `arliss` (one LoRA adapter, 1 process) | {t['arliss_train_pairs_per_s']} pairs/s | |",
+        f"| peak memory growth of one `single` step, 16 longest pairs at 256 tokens | "
+        f"{t['single_step_peak_rss_mb_accum1']} MB; `--grad-accum 4`: {t['single_step_peak_rss_mb_accum4']} MB | |",
+        f"| `router train`, {z['queries']:,} queries, embeddings given ({z['grid_points']} inner-CV points) | "
+        f"{z['seconds']} s | < 60 s |",
+        "",
+        "Each figure is one run on a shared machine (best of 2 for scoring): read the ratios, not the third digit.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--data", type=Path, default=REPO / "data")
+    ap.add_argument("--peak-step", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--no-results-md", action="store_true")
+    args = ap.parse_args()
+    if args.peak_step is not None:
+        peak_step(args.peak_step, args.data)
+        return
+    torch.manual_seed(0)
+    data = ensure_built(args.data)
+    pairs = _pairs(data, 32 if args.quick else 256)
+    res: dict[str, Any] = {"benchmark": "hot_paths", "command": command_line(), "machine": machine(),
+                           "quick": args.quick}
+    res["scoring"] = scoring(pairs, 16 if args.quick else 32)
+    res["router"] = router_latency(20 if args.quick else 200)
+    res["training"] = training(pairs, 1 if args.quick else 3, data)
+    res["router_training"] = router_training(500 if args.quick else 10_000)
+    name = "hot_paths_quick" if args.quick else "hot_paths"
+    publish(name, res, None if args.quick or args.no_results_md else markdown(res))
+
+
+if __name__ == "__main__":
+    main()
