@@ -45,3 +45,44 @@ def markdown_table(rows: Mapping[str, Mapping[str, object]], first: str = "model
     for name, acc in rows.items():
         lines.append("| " + " | ".join([name, *(_fmt(acc.get(c)) for c in cols)]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def comparison_rows(comparison: Mapping[str, object], *, with_margins: bool = True) -> dict[str, dict[str, str]]:
+    """Rows "accuracy [low, high]" per domain and average for every model and baseline of a
+    `compare_systems` result; with `with_margins`, a "- best baseline" row (and "- <reference>")
+    under each model with the paired difference."""
+    rows: dict[str, dict[str, str]] = {}
+    for name, row in comparison["models"].items():  # type: ignore[union-attr]
+        rows[name] = _cells(row["accuracy"])
+        if with_margins:
+            for key, label in ((k, k[3:].replace("_", " ")) for k in row if k.startswith("vs_")):
+                rows[f"  {name} - {label}"] = _cells(row[key], signed=True)
+    for name, acc in comparison["baselines"].items():  # type: ignore[union-attr]
+        rows[name] = _cells(acc)
+    return rows
+
+
+def _cells(intervals: Mapping[str, Mapping[str, float]], signed: bool = False) -> dict[str, str]:
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return {k: f"{f.format(v['estimate'])} [{f.format(v['low'])}, {f.format(v['high'])}]"
+            for k, v in intervals.items() if k != "overall"}
+
+
+def comparison_columns(comparison: Mapping[str, object]) -> list[str]:
+    return [*sorted(comparison["bootstrap"]["groups"]), "average"]  # type: ignore[index]
+
+
+def print_comparison(comparison: Mapping[str, object], title: str) -> None:
+    """Accuracy with 95% clustered intervals for models and baselines, then the claims."""
+    cols = comparison_columns(comparison)
+    table = Table(title=title)
+    table.add_column("model / baseline")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for name, cells in comparison_rows(comparison).items():
+        table.add_row(name, *(cells.get(c, "-") for c in cols))
+    console.print(table)
+    console.print(f"best baseline per domain (picked on these pairs): {comparison['best_baseline']}")
+    for name, row in comparison["models"].items():  # type: ignore[union-attr]
+        for key in (k for k in row if k.startswith("vs_")):
+            console.print(f"average: {row[key]['average']['claim']}")
