@@ -104,7 +104,8 @@ def test_paired_difference_and_claims() -> None:
     diff = boot.difference(better, base)["d"]
     assert diff.estimate == pytest.approx(0.3) and diff.low > 0
     assert claim("model", "baseline", diff).startswith("model beats baseline by +0.300")
-    assert claim("model", "baseline", boot.difference(base, better)["d"]).startswith("baseline beats model")
+    assert claim("model", "baseline", boot.difference(base, better)["d"]).startswith(
+        f"baseline beats model by +0.300 (95% CI {diff.low:+.3f}..")
     # one group more is within the noise of 40 groups
     slightly = base.copy()
     slightly[100:105] = 1.0

@@ -122,12 +122,12 @@ class ClusteredBootstrap:
 
 def claim(a: str, b: str, diff: Interval) -> str:
     """"a beats b" / "b beats a" only when the paired interval excludes 0, else "no difference shown"."""
-    level = f"95% CI {diff.low:+.3f}..{diff.high:+.3f}"
     if diff.low > 0:
-        return f"{a} beats {b} by {diff.estimate:+.3f} ({level})"
-    if diff.high < 0:
-        return f"{b} beats {a} by {-diff.estimate:+.3f} ({level})"
-    return f"no difference shown between {a} and {b} ({diff.estimate:+.3f}, {level})"
+        return f"{a} beats {b} by {diff.estimate:+.3f} (95% CI {diff.low:+.3f}..{diff.high:+.3f})"
+    if diff.high < 0:  # told from the winner's side, interval included
+        return f"{b} beats {a} by {-diff.estimate:+.3f} (95% CI {-diff.high:+.3f}..{-diff.low:+.3f})"
+    return (f"no difference shown between {a} and {b} ({a} - {b} = {diff.estimate:+.3f}, "
+            f"95% CI {diff.low:+.3f}..{diff.high:+.3f})")
 
 
 def best_per_domain(correct_by_name: Mapping[str, np.ndarray], domains: Sequence[str]) -> tuple[dict[str, str], np.ndarray]:

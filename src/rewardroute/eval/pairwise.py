@@ -95,12 +95,13 @@ def pair_correct(model, pairs: Sequence[PreferencePair], *, batch_size: int = 64
 
 def evaluate_reward_model(model, pairs: Sequence[PreferencePair], *, batch_size: int = 64,
                           oracle_domain: bool = False, baselines: FittedBaselines | None = None,
-                          intervals: BootstrapConfig | None = None) -> dict[str, Any]:
+                          intervals: BootstrapConfig | None = None, keep_correct: bool = False) -> dict[str, Any]:
     """Score every pair and return the `rm eval --json` object.
 
     With `intervals`, it adds the clustered bootstrap intervals, the baselines (all three when
     `baselines` were fitted on a training set, else "longer wins") and the model's paired margin
-    over the best baseline per domain and on the domain average.
+    over the best baseline per domain and on the domain average. With `keep_correct`, "correct"
+    holds the per-pair correctness (for intervals pooled over several runs).
     """
     correct, out, seconds = pair_correct(model, pairs, batch_size=batch_size, oracle_domain=oracle_domain)
     n = len(pairs)
@@ -129,4 +130,6 @@ def evaluate_reward_model(model, pairs: Sequence[PreferencePair], *, batch_size:
         result["vs_best_baseline"] = mine["vs_best_baseline"]
         result["claim"] = mine["vs_best_baseline"][AVERAGE]["claim"]
         result["bootstrap"] = comparison["bootstrap"]
+    if keep_correct:
+        result["correct"] = correct
     return result

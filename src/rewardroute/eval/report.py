@@ -72,6 +72,21 @@ def comparison_columns(comparison: Mapping[str, object]) -> list[str]:
     return [*sorted(comparison["bootstrap"]["groups"]), "average"]  # type: ignore[index]
 
 
+def comparison_markdown(comparison: Mapping[str, object], first: str = "model / baseline") -> str:
+    """The markdown form of `print_comparison`: the table, the best baselines, then every claim."""
+    cols = comparison_columns(comparison)
+    lines = [markdown_table(comparison_rows(comparison), first=first, columns=cols),
+             f"Cells: accuracy [95% interval], resampling {comparison['bootstrap']['cluster']} within each domain "
+             f"({comparison['bootstrap']['resamples']} resamples; groups per domain: "
+             f"{', '.join(f'{d} {n}' for d, n in comparison['bootstrap']['groups'].items())}). "
+             "Rows \"- best baseline\" and \"- single\" are paired differences. Best baseline per domain, picked on "
+             f"these pairs: {', '.join(f'{d} {b}' for d, b in comparison['best_baseline'].items())}.", ""]
+    for name, row in comparison["models"].items():  # type: ignore[union-attr]
+        for key in (k for k in row if k.startswith("vs_")):
+            lines.append(f"- average: {row[key]['average']['claim']}")
+    return "\n".join(lines) + "\n"
+
+
 def print_comparison(comparison: Mapping[str, object], title: str) -> None:
     """Accuracy with 95% clustered intervals for models and baselines, then the claims."""
     cols = comparison_columns(comparison)
