@@ -12,7 +12,7 @@ inference, scoring throughput on a mixed-domain stream, peak RSS and training ti
 JSON object, saves it to benchmarks/results/rm_domains.json, writes a markdown table between
 the `rm_domains` markers of benchmarks/RESULTS.md and a PNG (accuracy against parameters).
 
-    python benchmarks/rm_domains.py --backbones minilm   # MiniLM, 3 seeds x 4 archs: ~60 min on 2 cores
+    python benchmarks/rm_domains.py --backbones minilm   # MiniLM, 3 seeds x 4 archs: ~55-65 min on 2 free cores
     python benchmarks/rm_domains.py                  # both backbones
     python benchmarks/rm_domains.py --quick          # a smoke run (MiniLM, a few pairs, one seed)
     python benchmarks/rm_domains.py --split valid --backbones minilm   # tuning
@@ -42,6 +42,8 @@ from typing import Any
 # fine-tuning step costs ~6x MiniLM's, and the whole run must fit in two hours on 2 CPUs.
 BACKBONES: dict[str, dict[str, Any]] = {
     # 128 tokens (was 192): three seeds of four architectures must fit in about an hour on 2 CPUs.
+    # A training step at 128 tokens cost 0.52x one at 192 (same pairs, back to back); the
+    # one-seed run at 192 took ~30 min for MiniLM, so three seeds at 128 take ~55-65 min.
     "minilm": {"name": "all-MiniLM-L6-v2", "train_per_domain": 160, "valid_per_domain": 30,
                "eval_per_domain": 80, "epochs": 2, "max_length": 128, "stream_pairs": 96},
     "smollm2": {"name": "smollm2-135m", "train_per_domain": 40, "valid_per_domain": 12,

@@ -79,8 +79,10 @@ def comparison_markdown(comparison: Mapping[str, object], first: str = "model / 
              f"Cells: accuracy [95% interval], resampling {comparison['bootstrap']['cluster']} within each domain "
              f"({comparison['bootstrap']['resamples']} resamples; groups per domain: "
              f"{', '.join(f'{d} {n}' for d, n in comparison['bootstrap']['groups'].items())}). "
-             "Rows \"- best baseline\" and \"- single\" are paired differences. Best baseline per domain, picked on "
-             f"these pairs: {', '.join(f'{d} {b}' for d, b in comparison['best_baseline'].items())}.", ""]
+             + ("Rows \"X - Y\" are paired differences (the same resampled groups for both). "
+                if comparison["models"] else "")
+             + "Best baseline per domain, picked on these pairs: "
+             f"{', '.join(f'{d} {b}' for d, b in comparison['best_baseline'].items())}.", ""]
     for name, row in comparison["models"].items():  # type: ignore[union-attr]
         for key in (k for k in row if k.startswith("vs_")):
             lines.append(f"- average: {row[key]['average']['claim']}")
