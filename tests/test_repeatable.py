@@ -21,6 +21,7 @@ from support.toy_data import toy_pairs
 from test_zooter_cli import records
 
 runner = CliRunner()
+pytestmark = pytest.mark.slow  # trains nine tiny models twice over (about three minutes)
 TINY = ["--epochs", "1", "--max-length", "32", "--set", "training.batch_size=8"]
 ROUTER = {"rodos": ["--set", "model.router.max_length=32"],
           "arliss": ["--set", "model.router.max_length=32", "--set", "model.router.adapter_epochs=1"],
