@@ -1,12 +1,17 @@
 """Baseline reward models on the five real domains.
 
 Trains (1) one `single` reward model on all domains mixed, the paper's baseline, and (2) one
-`single` model per domain, with the same per-domain pair budget; evaluates both on the test
-split beside the zero-training "longer response wins" heuristic. Prints one JSON object, saves
+`single` model per domain, with the same per-domain pair budget, once per training seed
+(--seeds); evaluates both on the test split of the group-aware split beside three baselines
+fitted on the training split (longer wins, the per-domain length rule, the surface-feature
+regression). Every accuracy has a 95% prompt-clustered bootstrap interval pooled over seeds, and
+each model its paired difference to the best baseline of each domain (and per-domain models to
+the mixed one); "X beats Y" only where that interval excludes 0. Prints one JSON object, saves
 it to benchmarks/results/rm_baseline.json, writes a markdown table into benchmarks/RESULTS.md
 and a PNG chart.
 
-    python benchmarks/rm_baseline.py                 # the full run (about 40-60 min on 2 cores)
+    python benchmarks/rm_baseline.py                 # the full run, 3 seeds (about 2-3 h on 2 cores)
+    python benchmarks/rm_baseline.py --seeds 0       # one seed (about 40-60 min)
     python benchmarks/rm_baseline.py --quick         # a smoke run in a minute or two
     python benchmarks/rm_baseline.py --split valid   # tuning: evaluate on the valid split
 """
@@ -17,17 +22,19 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from rewardroute.backbone import BackboneConfig
 from rewardroute.bench import command_line, machine, peak_rss_mb, publish, results_dir
 from rewardroute.data import read_pairs
 from rewardroute.data.ensure import ensure_built
-from rewardroute.eval.pairwise import evaluate_reward_model, length_baseline, macro_average
+from rewardroute.eval.baselines import fit_baselines
+from rewardroute.eval.intervals import BootstrapConfig
+from rewardroute.eval.pairwise import compare_systems, evaluate_reward_model
 from rewardroute.eval.plots import accuracy_bars
-from rewardroute.eval.report import markdown_table
+from rewardroute.eval.report import comparison_markdown
 from rewardroute.reward.reward_config import RewardTrainingConfig
-from rewardroute.reward.reward_trainer import cap_per_domain
+from rewardroute.reward.reward_trainer import build_for_training, cap_per_domain
 from rewardroute.reward.single import SingleConfig, SingleRewardModel
 
 
@@ -43,7 +50,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--head-lr", type=float, default=None)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default=None, help="training seeds, comma list (default 0,1,2; --quick: 0)")
+    ap.add_argument("--sample-seed", type=int, default=0, help="seed of the pair sampling (the same for every run)")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals")
     ap.add_argument("--split", default="test", choices=["test", "valid"], help="where to report accuracy")
     ap.add_argument("--no-per-domain", action="store_true", help="skip the per-domain models")
     ap.add_argument("--quick", action="store_true", help="tiny budget: a smoke run")
@@ -54,76 +63,95 @@ def parse() -> argparse.Namespace:
         args.train_per_domain, args.eval_per_domain, args.valid_per_domain = 8, 8, 4
         args.epochs, args.max_length = 1, 64
         args.out = args.out + "_quick"  # never overwrite the real figures
+    args.seed_list = [int(x) for x in (args.seeds or ("0" if args.quick else "0,1,2")).split(",") if x.strip()]
     return args
 
 
-def train_eval(train, valid, test, args, label: str) -> dict:
+def train_eval(train, valid, test, args, label: str, seed: int) -> dict:
     cfg = SingleConfig(backbone=BackboneConfig(name_or_path=args.backbone, max_length=args.max_length),
                        domains=sorted({p.domain for p in train}))
-    model = SingleRewardModel.build(cfg)
+    model = build_for_training(SingleRewardModel, cfg, seed)
     targs = RewardTrainingConfig(epochs=args.epochs, lr=args.lr, head_lr=args.head_lr,
-                                 batch_size=args.batch_size, seed=args.seed)
+                                 batch_size=args.batch_size, seed=seed)
     t0 = time.perf_counter()
     fit = model.fit(train, valid, targs)
     train_s = time.perf_counter() - t0
-    result = evaluate_reward_model(model, test)
-    return {"label": label, "accuracy": result["accuracy"], "pairs_per_second": result["pairs_per_second"],
-            "train_seconds": train_s, "train_pairs": len(train), "best_epoch": fit.best_epoch,
-            "valid_history": [h["valid"] for h in fit.history], "params": result["params"]}
+    result = evaluate_reward_model(model, test, keep_correct=True)
+    return {"label": label, "seed": seed, "accuracy": result["accuracy"],
+            "pairs_per_second": result["pairs_per_second"], "train_seconds": train_s, "train_pairs": len(train),
+            "best_epoch": fit.best_epoch, "valid_history": [h["valid"] for h in fit.history],
+            "params": result["params"], "correct": result["correct"]}
+
+
+def per_domain_runs(train_by, valid_by, test_by, test, domains, args, seed: int) -> tuple[np.ndarray, dict]:
+    """One `single` model per domain, each scored on its domain's test pairs: per-pair correctness
+    over the whole test set (in its order) and each model's record."""
+    correct = np.zeros(len(test))
+    records = {}
+    for d in domains:
+        r = train_eval(train_by[d], valid_by.get(d, []), test_by[d], args, f"single ({d} only)", seed)
+        correct[[i for i, p in enumerate(test) if p.domain == d]] = r.pop("correct")
+        records[d] = r
+    return correct, records
 
 
 def main() -> None:
     args = parse()
-    torch.manual_seed(args.seed)
     t_start = time.perf_counter()
     data = ensure_built(args.data)
-    train_by = cap_per_domain(read_pairs(data / "prefs" / "train.jsonl"), args.train_per_domain, args.seed)
-    valid_by = cap_per_domain(read_pairs(data / "prefs" / "valid.jsonl"), args.valid_per_domain, args.seed)
-    test_by = cap_per_domain(read_pairs(data / "prefs" / f"{args.split}.jsonl"), args.eval_per_domain, args.seed)
+    train_all = read_pairs(data / "prefs" / "train.jsonl")
+    train_by = cap_per_domain(train_all, args.train_per_domain, args.sample_seed)
+    valid_by = cap_per_domain(read_pairs(data / "prefs" / "valid.jsonl"), args.valid_per_domain, args.sample_seed)
+    test_by = cap_per_domain(read_pairs(data / "prefs" / f"{args.split}.jsonl"), args.eval_per_domain,
+                             args.sample_seed)
     domains = sorted(train_by)
     flat = lambda by: [p for d in domains for p in by.get(d, [])]  # noqa: E731
     test = flat(test_by)
 
-    mixed = train_eval(flat(train_by), flat(valid_by), test, args, "single (mixed)")
-    per_domain: dict[str, dict] = {}
-    if not args.no_per_domain:
-        for d in domains:
-            per_domain[d] = train_eval(train_by[d], valid_by.get(d, []), test_by[d], args, f"single ({d} only)")
-    length = length_baseline(test)
-    rows = {"single (mixed)": dict(mixed["accuracy"]), "longer response wins": dict(length)}
-    if per_domain:
-        pd = {d: r["accuracy"][d] for d, r in per_domain.items()}
-        n_by = {d: len(test_by[d]) for d in domains}
-        pd["overall"] = sum(pd[d] * n_by[d] for d in domains) / sum(n_by.values())
-        rows["single (per domain)"] = pd
-    for r in rows.values():
-        r["average"] = macro_average({k: v for k, v in r.items() if k != "average"})
-
-    loses = {d: round(length[d] - mixed["accuracy"][d], 3) for d in domains if length[d] > mixed["accuracy"][d]}
+    mixed_runs, per_domain_records = [], {}
+    correct: dict[str, list[np.ndarray]] = {"single (mixed)": []}
+    for seed in args.seed_list:
+        run = train_eval(flat(train_by), flat(valid_by), test, args, "single (mixed)", seed)
+        correct["single (mixed)"].append(run.pop("correct"))
+        mixed_runs.append(run)
+        if not args.no_per_domain:
+            c, records = per_domain_runs(train_by, valid_by, test_by, test, domains, args, seed)
+            correct.setdefault("single (per domain)", []).append(c)
+            per_domain_records[str(seed)] = records
+    # the baselines see the whole train split (never valid or test): the strongest fair version
+    fitted = fit_baselines([p for p in train_all if p.domain in domains])
+    comparison = compare_systems(test, correct, fitted.correct(test), reference="single (mixed)",
+                                 config=BootstrapConfig(resamples=args.bootstrap))
+    rows = {name: {k: v["estimate"] for k, v in acc.items()} for name, acc in
+            [*((n, r["accuracy"]) for n, r in comparison["models"].items()), *comparison["baselines"].items()]}
+    errors = {name: {k: (v["low"], v["high"]) for k, v in acc.items()} for name, acc in
+              [*((n, r["accuracy"]) for n, r in comparison["models"].items()), *comparison["baselines"].items()]}
     out = {
-        "benchmark": "rm_baseline", "split": args.split, "backbone": args.backbone,
+        "benchmark": "rm_baseline", "split": args.split, "backbone": args.backbone, "seeds": args.seed_list,
         "settings": {k: getattr(args, k) for k in ("train_per_domain", "eval_per_domain", "valid_per_domain",
-                                                  "epochs", "lr", "head_lr", "batch_size", "max_length", "seed")},
+                                                  "epochs", "lr", "head_lr", "batch_size", "max_length",
+                                                  "sample_seed", "bootstrap")},
         "capped": {"train": {d: len(v) for d, v in train_by.items()}, "eval": {d: len(v) for d, v in test_by.items()},
                    "note": f"pairs capped at {args.train_per_domain} train / {args.eval_per_domain} eval per domain"},
-        "accuracy": rows, "mixed": mixed, "per_domain": per_domain,
-        "baseline_loses_to_length": loses,
+        "accuracy": rows, "comparison": comparison, "baselines_fitted": fitted.describe(),
+        "mixed": mixed_runs, "per_domain": per_domain_records,
+        "claims": {name: r["vs_best_baseline"]["average"]["claim"] for name, r in comparison["models"].items()},
         "peak_rss_mb": peak_rss_mb(), "total_seconds": time.perf_counter() - t_start,
         "command": command_line(), "machine": machine(),
     }
-    png = accuracy_bars(rows, results_dir() / f"{args.out}.png", title=f"Pairwise accuracy ({args.split})")
+    png = accuracy_bars(rows, results_dir() / f"{args.out}.png", title=f"Pairwise accuracy ({args.split})",
+                        intervals=errors)
     md = None
     if not args.no_results_md and not args.quick:
-        cols = [*domains, "average", "overall"]
+        train_min = np.mean([r["train_seconds"] for r in mixed_runs]) / 60
         md = (f"## Baseline reward model (`{args.out}`)\n\n"
               f"`{out['command']}` — backbone {args.backbone}, {args.max_length} tokens, {args.epochs} epochs, "
-              f"lr {args.lr}, up to {args.train_per_domain} train pairs per domain; {args.split} split, up to "
-              f"{args.eval_per_domain} pairs per domain ({sum(len(v) for v in test_by.values())} in all). "
+              f"lr {args.lr}, up to {args.train_per_domain} train pairs per domain, seeds "
+              f"{', '.join(map(str, args.seed_list))}; {args.split} split, up to {args.eval_per_domain} pairs per "
+              f"domain ({len(test)} in all). Baselines fitted on the {len(train_all)} pairs of the train split. "
               f"Finished in {out['total_seconds'] / 60:.1f} min on {machine()['cpus']} CPUs.\n\n"
-              + markdown_table(rows, columns=cols)
-              + f"\nMixed model: trained {mixed['train_seconds'] / 60:.1f} min, scores "
-              f"{mixed['pairs_per_second']:.1f} pairs/s. Where the length heuristic still wins: "
-              f"{', '.join(f'{d} (by {v:.3f})' for d, v in loses.items()) or 'nowhere'}.\n\n![accuracy]({Path('results') / png.name})\n")
+              + comparison_markdown(comparison)
+              + f"\nMixed model: trained {train_min:.1f} min per seed.\n\n![accuracy]({Path('results') / png.name})\n")
     publish(args.out, out, md)
 
 

@@ -1,19 +1,25 @@
 """Router-based reward models against one mixed model, on the five real domains.
 
 Trains `single` (all domains mixed, the baseline), `more`, `rodos` and `arliss` on the same
-built splits with the same pair budget, on each backbone (MiniLM and SmolLM2-135M), and
-reports beside the "longer response wins" heuristic: per-domain and average accuracy, router
-accuracy (and accuracy with oracle routing), total parameters and parameters loaded for
+built (group-aware) splits with the same pair budget, once per training seed (--seeds, 3 by
+default), on each backbone (MiniLM and SmolLM2-135M). Reports per architecture the per-domain and
+domain-average accuracy, averaged over seeds, with 95% prompt-clustered bootstrap intervals pooled
+over seeds; beside them the three baselines fitted on the training split (longer wins, the
+per-domain length rule, the surface-feature regression) and the paired difference to the best
+baseline of each domain and to single, with a claim only where that interval excludes 0. Also
+router accuracy (and accuracy with oracle routing), total parameters and parameters loaded for
 inference, scoring throughput on a mixed-domain stream, peak RSS and training time. Prints one
 JSON object, saves it to benchmarks/results/rm_domains.json, writes a markdown table between
 the `rm_domains` markers of benchmarks/RESULTS.md and a PNG (accuracy against parameters).
 
-    python benchmarks/rm_domains.py                  # the full run (see RESULTS.md for its time)
-    python benchmarks/rm_domains.py --quick          # a smoke run (MiniLM, a few pairs)
+    python benchmarks/rm_domains.py --backbones minilm   # MiniLM, 3 seeds x 4 archs: ~55-65 min on 2 free cores
+    python benchmarks/rm_domains.py                  # both backbones
+    python benchmarks/rm_domains.py --quick          # a smoke run (MiniLM, a few pairs, one seed)
     python benchmarks/rm_domains.py --split valid --backbones minilm   # tuning
 
 Every (backbone, architecture) trains and is evaluated in its own process, so its peak RSS is
-its own; finished parts are kept under --work and skipped when the run is started again.
+its own; finished parts are kept under --work and reused when the run is started again only if
+their key matches: the settings, the seed, a hash of the data files and a hash of the code.
 Throughput is measured for all architectures of a backbone in one process, chunk by chunk in
 rotating order, on --threads threads (default 1: this machine is shared, and one thread gives
 stable, comparable timings).
@@ -22,6 +28,7 @@ stable, comparable timings).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -34,8 +41,11 @@ from typing import Any
 # name -> (alias given to BackboneConfig, budget). The SmolLM2 budget is smaller: a full
 # fine-tuning step costs ~6x MiniLM's, and the whole run must fit in two hours on 2 CPUs.
 BACKBONES: dict[str, dict[str, Any]] = {
+    # 128 tokens (was 192): three seeds of four architectures must fit in about an hour on 2 CPUs.
+    # A training step at 128 tokens cost 0.52x one at 192 (same pairs, back to back); the
+    # one-seed run at 192 took ~30 min for MiniLM, so three seeds at 128 take ~55-65 min.
     "minilm": {"name": "all-MiniLM-L6-v2", "train_per_domain": 160, "valid_per_domain": 30,
-               "eval_per_domain": 80, "epochs": 2, "max_length": 192, "stream_pairs": 96},
+               "eval_per_domain": 80, "epochs": 2, "max_length": 128, "stream_pairs": 96},
     "smollm2": {"name": "smollm2-135m", "train_per_domain": 40, "valid_per_domain": 12,
                 "eval_per_domain": 60, "epochs": 2, "max_length": 128, "stream_pairs": 48},
 }
@@ -59,7 +69,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--head-lr", type=float, default=1e-3, help="lr of heads and MoE gates")
     ap.add_argument("--adapter-lr", type=float, default=3e-3, help="arliss LoRA lr")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default=None, help="training seeds, comma list (default 0,1,2; --quick: 0)")
+    ap.add_argument("--sample-seed", type=int, default=0, help="seed of the pair sampling (the same for every run)")
+    ap.add_argument("--baselines-train-per-domain", type=int, default=None,
+                    help="training pairs per domain the baselines are fitted on (default: the whole train split)")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals")
     ap.add_argument("--stream-chunk", type=int, default=32, help="pairs per request in the throughput stream")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the throughput stream")
     ap.add_argument("--quick", action="store_true", help="a smoke run: MiniLM, a few pairs per domain")
@@ -73,7 +87,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--backbone", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--arch", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--run-seed", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    args.seed_list = [int(x) for x in (args.seeds or ("0" if args.quick else "0,1,2")).split(",") if x.strip()]
+    if not args.seed_list:
+        raise SystemExit("--seeds is empty")
     if args.quick:
         args.in_process = True
         if "--backbones" not in (argv if argv is not None else sys.argv):
@@ -105,10 +123,44 @@ def load_splits(args: argparse.Namespace, b: dict[str, Any]):
     data = ensure_built(args.data)
     keep = set(args.domains.split(",")) if args.domains else None
     flat = lambda by: [p for d in sorted(by) if keep is None or d in keep for p in by[d]]  # noqa: E731
-    train = flat(cap_per_domain(read_pairs(data / "prefs" / "train.jsonl"), b["train_per_domain"], args.seed))
-    valid = flat(cap_per_domain(read_pairs(data / "prefs" / "valid.jsonl"), b["valid_per_domain"], args.seed))
-    test = flat(cap_per_domain(read_pairs(data / "prefs" / f"{args.split}.jsonl"), b["eval_per_domain"], args.seed))
+    seed = args.sample_seed
+    train = flat(cap_per_domain(read_pairs(data / "prefs" / "train.jsonl"), b["train_per_domain"], seed))
+    valid = flat(cap_per_domain(read_pairs(data / "prefs" / "valid.jsonl"), b["valid_per_domain"], seed))
+    test = flat(cap_per_domain(read_pairs(data / "prefs" / f"{args.split}.jsonl"), b["eval_per_domain"], seed))
     return train, valid, test
+
+
+def baseline_train(args):
+    """The training pairs the baselines are fitted on: the train split (never valid or test)."""
+    from rewardroute.data import read_pairs
+    from rewardroute.data.ensure import ensure_built
+    from rewardroute.reward.reward_trainer import cap_per_domain
+
+    keep = set(args.domains.split(",")) if args.domains else None
+    by = cap_per_domain(read_pairs(ensure_built(args.data) / "prefs" / "train.jsonl"),
+                        args.baselines_train_per_domain, args.sample_seed)
+    return [p for d in sorted(by) if keep is None or d in keep for p in by[d]]
+
+
+def data_digest(args) -> str:
+    """sha256 of the built pair files: a cached part is never reused on other data."""
+    from rewardroute.data.ensure import ensure_built
+
+    h = hashlib.sha256()
+    for name in ("train", "valid", "test"):
+        h.update((ensure_built(args.data) / "prefs" / f"{name}.jsonl").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def code_digest() -> str:
+    """rewardroute's version and a hash of its source and of this script: a cached part is
+    never reused after the code that made it changed."""
+    import rewardroute
+
+    h = hashlib.sha256(rewardroute.__version__.encode())
+    for path in sorted(Path(rewardroute.__file__).parent.rglob("*.py")) + [Path(__file__).resolve()]:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 # -- the three kinds of work, each run in its own process ----------------------------------------
@@ -124,47 +176,47 @@ def model_config(args, b: dict[str, Any], arch: str, domains: list[str]):
     return get_arch(arch).config_class(**cfg)
 
 
-def do_train(args, backbone: str, arch: str) -> dict[str, Any]:
-    import torch
-
+def do_train(args, backbone: str, arch: str, seed: int) -> dict[str, Any]:
     from rewardroute.bench import peak_rss_mb
     from rewardroute.reward.checkpoint import save_model
     from rewardroute.reward.registry import get_arch
     from rewardroute.reward.reward_config import RewardTrainingConfig
+    from rewardroute.reward.reward_trainer import build_for_training
 
     b = budget(args, backbone)
     train, valid, _ = load_splits(args, b)
-    torch.manual_seed(args.seed)
     cfg = model_config(args, b, arch, sorted({p.domain for p in train}))
-    model = get_arch(arch).build(cfg)
+    model = build_for_training(get_arch(arch), cfg, seed)
     targs = RewardTrainingConfig(epochs=b["epochs"], lr=args.lr, head_lr=args.head_lr, batch_size=args.batch_size,
-                                 seed=args.seed)
+                                 seed=seed)
     t0, c0 = time.perf_counter(), time.process_time()
     result = model.fit(train, valid, targs)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    save_model(model, ckpt_dir(args, backbone, arch))
+    save_model(model, ckpt_dir(args, backbone, arch, seed))
     # CPU seconds are all threads together; on a shared machine they vary less than wall time.
     return {"train_seconds": seconds, "train_cpu_seconds": cpu, "train_pairs": len(train),
             "best_valid": result.best_metric, "history": result.history, "train_peak_rss_mb": peak_rss_mb()}
 
 
-def do_eval(args, backbone: str, arch: str) -> dict[str, Any]:
+def do_eval(args, backbone: str, arch: str, seed: int) -> dict[str, Any]:
     from rewardroute.bench import peak_rss_mb
-    from rewardroute.eval.pairwise import evaluate_reward_model, macro_average
+    from rewardroute.eval.pairwise import accuracy_by_domain, evaluate_reward_model, macro_average, pair_correct
     from rewardroute.reward.checkpoint import load_model
 
     b = budget(args, backbone)
     _, _, test = load_splits(args, b)
-    model = load_model(ckpt_dir(args, backbone, arch), expect_arch=arch)
-    res = evaluate_reward_model(model, test, batch_size=64)
+    model = load_model(ckpt_dir(args, backbone, arch, seed), expect_arch=arch)
+    res = evaluate_reward_model(model, test, batch_size=64, keep_correct=True)
     out = {"accuracy": res["accuracy"], "average": macro_average(res["accuracy"]), "params": res["params"],
-           "eval_pairs_per_second": res["pairs_per_second"]}
+           "eval_pairs_per_second": res["pairs_per_second"], "ids": [p.id for p in test],
+           "correct": res["correct"].tolist()}  # per pair, for the clustered and paired intervals
     if "router_accuracy" in res:
         out["router_accuracy"] = res["router_accuracy"]
     if arch in ROUTED:
-        oracle = evaluate_reward_model(model, test, batch_size=64, oracle_domain=True)
-        out["oracle_accuracy"] = oracle["accuracy"]
-        out["oracle_average"] = macro_average(oracle["accuracy"])
+        oracle, _, _ = pair_correct(model, test, batch_size=64, oracle_domain=True)
+        out["oracle_accuracy"] = accuracy_by_domain(oracle.tolist(), [p.domain for p in test])
+        out["oracle_average"] = macro_average(out["oracle_accuracy"])
+        out["oracle_correct"] = oracle.tolist()
     out["inference_peak_rss_mb"] = peak_rss_mb()
     return out
 
@@ -179,10 +231,10 @@ def do_throughput(args, backbone: str, archs: list[str]) -> dict[str, float]:
     b = budget(args, backbone)
     _, _, test = load_splits(args, b)
     stream = list(test)
-    random.Random(args.seed).shuffle(stream)
+    random.Random(args.sample_seed).shuffle(stream)
     stream = stream[: b["stream_pairs"]]
     chunks = [stream[i:i + args.stream_chunk] for i in range(0, len(stream), args.stream_chunk)]
-    models = {a: load_model(ckpt_dir(args, backbone, a), expect_arch=a) for a in archs}
+    models = {a: load_model(ckpt_dir(args, backbone, a, args.seed_list[0]), expect_arch=a) for a in archs}
 
     def run(model, chunk) -> None:
         model.score([p.prompt for p in chunk] * 2, [p.chosen for p in chunk] + [p.rejected for p in chunk],
@@ -205,28 +257,35 @@ def do_throughput(args, backbone: str, archs: list[str]) -> dict[str, float]:
             for a in archs}
 
 
-def ckpt_dir(args, backbone: str, arch: str) -> Path:
-    return args.work / backbone / arch
+def ckpt_dir(args, backbone: str, arch: str, seed: int) -> Path:
+    return args.work / backbone / arch / f"seed{seed}"
 
 
 # -- orchestration -------------------------------------------------------------------------------
 
-def part(args, kind: str, backbone: str, arch: str | None = None, archs: list[str] | None = None) -> Any:
-    """Run one piece of work (in a child process unless --in-process), caching its result."""
-    cache = args.work / backbone / f"{kind}-{arch or 'all'}.json"
+def part(args, kind: str, backbone: str, arch: str | None = None, archs: list[str] | None = None,
+         seed: int | None = None) -> Any:
+    """Run one piece of work (in a child process unless --in-process), caching its result under
+    a key of everything that changes it: settings, seed, the data files' and the code's hashes."""
+    seed = args.seed_list[0] if seed is None else seed
+    cache = args.work / backbone / f"{kind}-{arch or 'all'}-seed{seed}.json"
     key = {"budget": budget(args, backbone), "split": args.split, "domains": args.domains, "archs": archs,
-           **{k: getattr(args, k) for k in ("lr", "head_lr", "adapter_lr", "batch_size", "seed", "stream_chunk",
-                                            "threads")}}
+           "seed": seed, "data": args.data_digest, "code": args.code_digest,
+           **{k: getattr(args, k) for k in ("lr", "head_lr", "adapter_lr", "batch_size", "sample_seed",
+                                            "stream_chunk", "threads")}}
     if cache.exists() and not args.fresh:
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
             return saved["result"]
+        print(f"[rm_domains] {cache.name}: made with other settings, data or code; running it again",
+              file=sys.stderr)
     if args.in_process:
-        result = {"train": lambda: do_train(args, backbone, arch), "eval": lambda: do_eval(args, backbone, arch),
+        result = {"train": lambda: do_train(args, backbone, arch, seed),
+                  "eval": lambda: do_eval(args, backbone, arch, seed),
                   "throughput": lambda: do_throughput(args, backbone, archs)}[kind]()
     else:
         cmd = [sys.executable, os.path.abspath(__file__), *args.passthrough, "--child", kind, "--backbone", backbone,
-               "--arch", arch or ",".join(archs or [])]
+               "--arch", arch or ",".join(archs or []), "--run-seed", str(seed)]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"{kind} {backbone}/{arch or archs} failed (exit {proc.returncode})")
@@ -238,25 +297,66 @@ def part(args, kind: str, backbone: str, arch: str | None = None, archs: list[st
 
 def child(args) -> None:
     if args.child == "train":
-        out = do_train(args, args.backbone, args.arch)
+        out = do_train(args, args.backbone, args.arch, args.run_seed)
     elif args.child == "eval":
-        out = do_eval(args, args.backbone, args.arch)
+        out = do_eval(args, args.backbone, args.arch, args.run_seed)
     else:
         out = do_throughput(args, args.backbone, args.arch.split(","))
     sys.stdout.write(json.dumps(out) + "\n")
 
 
+PER_PAIR = ("ids", "correct", "oracle_correct")
+
+
+def pool_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """One row per architecture from its runs: accuracies and times averaged over seeds, the
+    parameters of the first; each seed's own figures under "seeds"."""
+    import numpy as np
+
+    first = next(iter(runs.values()))
+    mean = lambda key: float(np.mean([r[key] for r in runs.values()]))  # noqa: E731
+    row = {k: v for k, v in first.items() if k not in PER_PAIR}
+    for key in ("accuracy", "oracle_accuracy"):
+        if key in first:
+            row[key] = {d: float(np.mean([r[key][d] for r in runs.values()])) for d in first[key]}
+    for key in ("average", "oracle_average", "router_accuracy", "train_seconds", "train_cpu_seconds",
+                "eval_pairs_per_second", "train_peak_rss_mb", "inference_peak_rss_mb"):
+        if key in first:
+            row[key] = mean(key)
+    row["seeds"] = {str(s): {k: r[k] for k in ("average", "accuracy", "best_valid", "router_accuracy") if k in r}
+                    for s, r in runs.items()}
+    return row
+
+
 def run_backbone(args, backbone: str, archs: list[str]) -> dict[str, Any]:
-    from rewardroute.eval.pairwise import length_baseline, macro_average
+    from rewardroute.eval.baselines import fit_baselines
+    from rewardroute.eval.intervals import BootstrapConfig
+    from rewardroute.eval.pairwise import compare_systems, length_baseline, macro_average
 
     b = budget(args, backbone)
     _, _, test = load_splits(args, b)
+    ids = [p.id for p in test]
     rows: dict[str, dict[str, Any]] = {}
+    correct: dict[str, list[list[float]]] = {}
+    oracle: dict[str, list[list[float]]] = {}
     for arch in archs:
         t0 = time.perf_counter()
-        rows[arch] = {**part(args, "train", backbone, arch), **part(args, "eval", backbone, arch)}
-        print(f"[rm_domains] {backbone}/{arch}: average {rows[arch]['average']:.3f} "
+        runs = {s: {**part(args, "train", backbone, arch, seed=s), **part(args, "eval", backbone, arch, seed=s)}
+                for s in args.seed_list}
+        if any(r["ids"] != ids for r in runs.values()):
+            raise SystemExit(f"{backbone}/{arch}: a cached evaluation is of other test pairs; rerun with --fresh")
+        correct[arch] = [r["correct"] for r in runs.values()]
+        if arch in ROUTED:
+            oracle[f"{arch} (oracle routing)"] = [r["oracle_correct"] for r in runs.values()]
+        rows[arch] = pool_seeds(runs)
+        print(f"[rm_domains] {backbone}/{arch}: average {rows[arch]['average']:.3f} over seeds {args.seed_list} "
               f"({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+    fitted = fit_baselines(baseline_train(args))
+    comparison = compare_systems(test, correct, fitted.correct(test),
+                                 reference="single" if "single" in correct else None,
+                                 config=BootstrapConfig(resamples=args.bootstrap))
+    oracle_cmp = compare_systems(test, oracle, fitted.correct(test),
+                                 config=BootstrapConfig(resamples=args.bootstrap)) if oracle else None
     tput = part(args, "throughput", backbone, archs=archs)
     for arch in archs:
         rows[arch].update(tput[arch])
@@ -266,7 +366,10 @@ def run_backbone(args, backbone: str, archs: list[str]) -> dict[str, Any]:
             rows[arch]["wall_throughput_vs_single"] = (tput[arch]["pairs_per_second"]
                                                        / tput["single"]["pairs_per_second"])
     length = length_baseline(test)
-    return {"budget": b, "eval_pairs": len(test), "models": rows,
+    for arch, row in comparison["models"].items():
+        rows[arch]["intervals"] = row
+    return {"budget": b, "eval_pairs": len(test), "seeds": args.seed_list, "models": rows,
+            "comparison": comparison, "oracle_comparison": oracle_cmp, "baselines_fitted": fitted.describe(),
             "longer response wins": {"accuracy": length, "average": macro_average(length)}}
 
 
@@ -275,9 +378,15 @@ def targets(res: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "single" in m:
         base = m["single"]["average"]
+        # "met" only where the paired interval shows it: a higher mean alone is no difference shown
         out["average_at_least_single"] = {a: {"average": m[a]["average"], "single": base,
-                                              "met": m[a]["average"] >= base}
+                                              "difference": m[a]["intervals"]["vs_single"]["average"],
+                                              "claim": m[a]["intervals"]["vs_single"]["average"]["claim"],
+                                              "met": m[a]["intervals"]["vs_single"]["average"]["low"] > 0}
                                           for a in ("more", "rodos", "arliss") if a in m}
+    out["beats_best_baseline"] = {a: {"claim": r["intervals"]["vs_best_baseline"]["average"]["claim"],
+                                      "met": r["intervals"]["vs_best_baseline"]["average"]["low"] > 0}
+                                  for a, r in m.items()}
     if "arliss" in m and "rodos" in m:
         ratio = m["arliss"]["params"]["loaded_for_inference"] / m["rodos"]["params"]["loaded_for_inference"]
         out["arliss_params_vs_rodos"] = {"ratio": ratio, "target": 0.2, "met": ratio <= 0.2}
@@ -292,22 +401,29 @@ def cost_effectiveness(results: dict[str, Any]) -> dict[str, Any]:
     """Per backbone: accuracy gained over the length heuristic against scoring and training cost."""
     out = {}
     for bb, res in results.items():
-        base = res["longer response wins"]["average"]
+        base = _best_baseline_average(res)
         best = max(res["models"], key=lambda a: res["models"][a]["average"])
         ref = res["models"].get("single", res["models"][best])
         ms_per_pair = 1000 / ref["pairs_per_cpu_second"]
         out[bb] = {"best_arch": best, "best_average": res["models"][best]["average"],
-                   "single_average": ref["average"], "gain_over_heuristic": ref["average"] - base,
+                   "single_average": ref["average"], "gain_over_best_baseline": ref["average"] - base,
                    "scoring_ms_per_pair": ms_per_pair,
                    "training_s_per_pair_epoch": ref["train_seconds"] / max(1, ref["train_pairs"] * res["budget"]["epochs"]),
-                   "gain_per_scoring_ms": (ref["average"] - base) / ms_per_pair}
+                   "gain_per_scoring_ms": (ref["average"] - base) / ms_per_pair,
+                   "gain_shown": ref["intervals"]["vs_best_baseline"]["average"]["low"] > 0}
     return out
+
+
+def _best_baseline_average(res: dict[str, Any]) -> float:
+    """The domain average of the best baseline of each domain (what a model must beat)."""
+    c = res["comparison"]
+    return sum(c["baselines"][b][d]["estimate"] for d, b in c["best_baseline"].items()) / len(c["best_baseline"])
 
 
 # -- reporting -----------------------------------------------------------------------------------
 
 def markdown(out: dict[str, Any]) -> str:
-    from rewardroute.eval.report import markdown_table
+    from rewardroute.eval.report import comparison_markdown, markdown_table
 
     lines = [f"## Router-based reward models (`{out['name']}`)", "",
              f"`{out['command']}` on the `{out['split']}` split; finished in {out['total_seconds'] / 60:.1f} min "
@@ -321,12 +437,19 @@ def markdown(out: dict[str, Any]) -> str:
         domains = out["domains"]
         lines += [f"### {b['name']}", "",
                   f"{b['train_per_domain']} train pairs per domain (fewer where a domain has fewer), "
-                  f"{b['epochs']} epochs, {b['max_length']} tokens; {res['eval_pairs']} eval pairs.", ""]
+                  f"{b['epochs']} epochs, {b['max_length']} tokens; {res['eval_pairs']} eval pairs; training "
+                  f"seeds {', '.join(map(str, res['seeds']))} (accuracies are means over seeds, intervals pool "
+                  "the bootstrap over seeds). Baselines fitted on the train split "
+                  f"({res['baselines_fitted']['train_pairs']['*']} pairs).", "",
+                  comparison_markdown(res["comparison"], first="architecture / baseline")]
+        if res.get("oracle_comparison"):
+            lines += ["With oracle routing (the true domain instead of the router):", "",
+                      comparison_markdown({**res["oracle_comparison"], "baselines": {}}, first="architecture")]
+        lines += ["Cost and size (means over seeds):", ""]
         rows: dict[str, dict[str, Any]] = {}
         for arch, r in res["models"].items():
             p = r["params"]
-            rows[arch] = {**{d: r["accuracy"].get(d) for d in domains}, "average": r["average"],
-                          "router acc": r.get("router_accuracy"),
+            rows[arch] = {"average": r["average"], "router acc": r.get("router_accuracy"),
                           "oracle avg": r.get("oracle_average"),
                           "params (M)": f"{p['total'] / 1e6:.1f}",
                           "loaded (M)": f"{p['loaded_for_inference'] / 1e6:.1f}",
@@ -335,16 +458,13 @@ def markdown(out: dict[str, Any]) -> str:
                           "RSS MB": f"{r['inference_peak_rss_mb']:.0f}",
                           "train min": f"{r['train_seconds'] / 60:.1f}",
                           "train CPU-min": f"{r['train_cpu_seconds'] / 60:.1f}"}
-        lw = res["longer response wins"]
-        rows["longer response wins"] = {**{d: lw["accuracy"].get(d) for d in domains}, "average": lw["average"]}
-        cols = [*domains, "average", "router acc", "oracle avg", "params (M)", "loaded (M)", "pairs/CPU-s", "pairs/s",
+        cols = ["average", "router acc", "oracle avg", "params (M)", "loaded (M)", "pairs/CPU-s", "pairs/s",
                 "RSS MB", "train min", "train CPU-min"]
         lines.append(markdown_table(rows, first="architecture", columns=cols))
         t = out["targets"].get(bb, {})
         notes = []
         for a, v in t.get("average_at_least_single", {}).items():
-            notes.append(f"{a} average {v['average']:.3f} vs single {v['single']:.3f} "
-                         f"({'met' if v['met'] else 'NOT met'})")
+            notes.append(f"{a} above single on the average: {v['claim']} ({'met' if v['met'] else 'NOT shown'})")
         if "arliss_params_vs_rodos" in t:
             v = t["arliss_params_vs_rodos"]
             notes.append(f"arliss loads {v['ratio']:.1%} of rodos's parameters (target <= 20%: "
@@ -368,10 +488,12 @@ def plot(out: dict[str, Any], path: Path) -> Path:
     for i, (bb, res) in enumerate(out["results"].items()):
         for arch, r in res["models"].items():
             x = r["params"]["loaded_for_inference"] / 1e6
-            ax.scatter(x, r["average"], marker=markers[i % len(markers)], s=60)
+            iv = r["intervals"]["accuracy"]["average"]
+            ax.errorbar(x, r["average"], yerr=[[r["average"] - iv["low"]], [iv["high"] - r["average"]]],
+                        marker=markers[i % len(markers)], ms=7, capsize=3, ls="none")
             ax.annotate(f"{arch} ({bb})", (x, r["average"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-        ax.axhline(res["longer response wins"]["average"], ls="--", lw=0.8, color=f"C{i}",
-                   label=f"longer response wins ({bb} eval set)")
+        ax.axhline(_best_baseline_average(res), ls="--", lw=0.8, color=f"C{i}",
+                   label=f"best baseline per domain ({bb} eval set)")
     ax.set_xscale("log")
     ax.set_xlabel("parameters loaded for inference (millions, log scale)")
     ax.set_ylabel(f"average accuracy over domains ({out['split']})")
@@ -398,6 +520,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.fresh:
         import shutil
         shutil.rmtree(args.work, ignore_errors=True)
+    args.data_digest, args.code_digest = data_digest(args), code_digest()
     backbones = [s.strip() for s in args.backbones.split(",") if s.strip()]
     archs = [s.strip() for s in args.archs.split(",") if s.strip()]
     results = {bb: run_backbone(args, bb, archs) for bb in backbones}
@@ -405,8 +528,9 @@ def main(argv: list[str] | None = None) -> None:
     out = {
         "benchmark": "rm_domains", "name": args.out, "split": args.split,
         "domains": sorted(first["models"][archs[0]]["accuracy"].keys() - {"overall"}),
-        "settings": {k: getattr(args, k) for k in ("lr", "head_lr", "adapter_lr", "batch_size", "seed",
-                                                  "stream_chunk", "threads")},
+        "settings": {k: getattr(args, k) for k in ("lr", "head_lr", "adapter_lr", "batch_size", "seed_list",
+                                                  "sample_seed", "bootstrap", "stream_chunk", "threads")},
+        "data_digest": args.data_digest, "code_digest": args.code_digest,
         "results": results,
         "targets": {bb: targets(res) for bb, res in results.items()},
         "cost_effectiveness": cost_effectiveness(results),

@@ -53,7 +53,7 @@ def grown(request, built_data, built_stories, tmp_path_factory):
     new_train, new_valid = tmp / "new_train.jsonl", tmp / "new_valid.jsonl"
     write_jsonl_atomic(new_train, _subset(stories / "train.jsonl", [NEW], 16))
     write_jsonl_atomic(new_valid, _subset(stories / "valid.jsonl", [NEW], 6))
-    old_test = _subset(prefs / "test.jsonl", OLD, 50)  # 1 point = 1 pair of ~86
+    old_test = _subset(prefs / "test.jsonl", OLD, 50)  # 1 point = 1 pair of 100
     new_test = _subset(stories / "test.jsonl", [NEW], 20)
 
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -101,7 +101,7 @@ def test_existing_experts_are_bit_identical(grown):
 
 def test_old_domains_lose_at_most_one_point(grown):
     b, a = grown["scored_before"], grown["scored_after"]
-    assert _accuracy(a) >= _accuracy(b) - 0.01
+    assert _accuracy(a) >= _accuracy(b) - 0.01 - 1e-6  # float32 accuracies: one pair lost is allowed
     # A prompt can only move to the new domain; one that stays goes to the same expert as before
     # and gets the same reward.
     route_b, route_a = b.domain_probs.argmax(-1), a.domain_probs.argmax(-1)

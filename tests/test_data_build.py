@@ -26,7 +26,7 @@ from rewardroute.data.sources.model_names import can_ai_code_base_model, humanev
 from rewardroute.data.sources.pairing import Rated, balanced_sample, dedupe_judged, pass_fail_pairs, rated_pairs
 from rewardroute.data.sources.squality import SQuALITYPairs
 from rewardroute.data.sources.summeval import ASPECTS, SummEvalPairs
-from rewardroute.data.split import SPLITS, split_of, split_records
+from rewardroute.data.split import AFFIX_CHARS, SPLITS, affixes, merged_groups, split_of, split_records
 from rewardroute.errors import SourceMissingError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,15 +60,33 @@ def by_domain(splits: dict[str, list[PreferencePair]]) -> dict[str, list[Prefere
 
 # ---------------------------------------------------------------- split function (no data needed)
 
-def test_split_of_is_a_stable_80_10_10_hash() -> None:
+def test_split_of_is_a_stable_60_20_20_hash() -> None:
     texts = [f"prompt number {i}" for i in range(5000)]
     counts = Counter(split_of(t) for t in texts)
     assert set(counts) == set(SPLITS)
-    assert 0.77 < counts["train"] / 5000 < 0.83 and 0.08 < counts["valid"] / 5000 < 0.12
+    assert 0.57 < counts["train"] / 5000 < 0.63 and 0.17 < counts["valid"] / 5000 < 0.23
     assert [split_of(t) for t in texts[:50]] == [split_of(t) for t in texts[:50]]
     grouped = split_records(texts, key=lambda t: t)
     assert sum(len(v) for v in grouped.values()) == 5000
     assert all(split_of(t) == s for s, ts in grouped.items() for t in ts)
+
+
+def test_groups_sharing_a_prefix_or_suffix_are_merged_into_one_split() -> None:
+    story = "Once upon a time " * 30  # > 200 chars: two questions about it share their prefix
+    recs = [(f"q{i}", story + f"Question {i}?") for i in range(40)]
+    recs += [(f"t{i}", f"Task {i} in Python." + " shared fact and description" * 10) for i in range(40)]
+    recs += [(f"u{i}", f"unrelated prompt {i}") for i in range(200)]
+    out = split_records(recs, key=lambda r: r[0], text=lambda r: r[1])
+    where = {r[0]: s for s, rs in out.items() for r in rs}
+    assert len({where[f"q{i}"] for i in range(40)}) == 1  # one shared prefix: one split
+    assert len({where[f"t{i}"] for i in range(40)}) == 1  # one shared suffix: one split
+    assert len({where[f"u{i}"] for i in range(200)}) == 3  # the rest still spread over all three
+    # whitespace and case do not hide a near-duplicate; the merged group is hashed by its smallest key
+    roots = merged_groups(["b", "a", "c"], ["Hello   World " * 20, "hello world " * 20, "other"])
+    assert roots == {"a": "a", "b": "a", "c": "c"}
+    # without texts, the group key alone decides
+    plain = split_records(recs, key=lambda r: r[0])
+    assert all(split_of(r[0]) == s for s, rs in plain.items() for r in rs)
 
 
 def test_longer_wins_counts_ties_half() -> None:
@@ -160,18 +178,47 @@ def test_every_domain_has_pairs_in_every_split(splits, built) -> None:
     assert "min_gap=1.0" in build_md and "cap_per_task=12" in build_md and "sha256" in build_md
 
 
-def test_no_prompt_in_two_splits_and_ids_unique(splits) -> None:
+def test_no_prompt_group_or_near_duplicate_in_two_splits_and_ids_unique(splits) -> None:
     seen: dict[str, str] = {}
+    group_split: dict[str, str] = {}
+    affix_split: dict[tuple[str, str], tuple[str, str]] = {}
     for split, pairs in splits.items():
         for p in pairs:
             text = render_prompt(p.prompt)
             assert seen.setdefault(text, split) == split, f"prompt of {p.id} is in {seen[text]} and {split}"
-            assert split_of(text) == split
+            g = p.group_key()
+            assert group_split.setdefault(g, split) == split, f"group of {p.id} is in {group_split[g]} and {split}"
+            head, tail = affixes(text)
+            for affix in (("first", head), ("last", tail)):
+                other_split, other_id = affix_split.setdefault(affix, (split, p.id))
+                assert other_split == split, (f"{p.id} ({split}) and {other_id} ({other_split}) share their "
+                                              f"normalised {affix[0]} {AFFIX_CHARS} chars: {affix[1][:80]!r}")
     ids = [p.id for pairs in splits.values() for p in pairs]
     assert len(ids) == len(set(ids))
     # a sizeable share of prompts in each split, not just a handful
     shares = Counter(seen.values())
-    assert shares["train"] > 4 * shares["valid"] and shares["valid"] > 0 and shares["test"] > 0
+    assert shares["train"] > 2 * shares["valid"] and shares["valid"] > 0 and shares["test"] > 0
+
+
+def test_group_keys_keep_stories_tasks_and_opening_turns_together(by_domain) -> None:
+    summ = [p for p in by_domain["summarization"] if p.source == "squality"]
+    assert summ and all(p.group == "squality:" + p.id.split(":")[1] for p in summ)
+    code = [p for p in by_domain["code"] if p.source == "can-ai-code"]
+    langs = defaultdict(set)
+    for p in code:
+        langs[p.group].add(p.id.split(":")[1].split("/")[1])
+    assert any(len(v) == 2 for v in langs.values())  # one group holds the task in both languages
+    safety = by_domain["safety"]
+    assert all(p.group == "hh-rlhf:" + " ".join(p.prompt[0].content.split()).lower() for p in safety)
+    assert len({p.group for p in safety}) < len({render_prompt(p.prompt) for p in safety})  # reopened turns
+    assert all(p.group is None for d in ("math", "chat") for p in by_domain[d])
+
+
+def test_every_domain_has_enough_prompt_groups_to_test_on(built) -> None:
+    """60/20/20 by group: at least 18 groups per domain in valid and in test (see data/split.py)."""
+    units = json.loads((built / "SUMMARY.json").read_text())["prompts"]
+    for d in DEFAULT_DOMAINS:
+        assert min(units[d]["valid"]["groups"], units[d]["test"]["groups"]) >= 18, (d, units[d])
 
 
 def test_safety_prompts_are_dialogues_ending_on_a_user_turn(by_domain) -> None:
@@ -302,9 +349,10 @@ def test_routing_tables(built) -> None:
 
 
 def test_a_query_has_the_same_split_in_pairs_and_routing_tables(built, by_domain) -> None:
-    """Single-turn prompts are the routing queries' text, so split_of agrees for both."""
-    pair_split = {p.prompt: split_of(p.prompt) for d in ("chat", "math", "code") for p in by_domain[d]}
-    for table in ("alpaca_eval_57", "alpaca_eval_11", "gsm8k_2", "humaneval", "can_ai_code"):
+    """Single-turn prompts are the routing queries' text; where that is the group key, split_of agrees."""
+    pair_split = {p.prompt: split_of(p.prompt) for d in ("chat", "math", "code") for p in by_domain[d]
+                  if p.group is None}
+    for table in ("alpaca_eval_57", "alpaca_eval_11", "gsm8k_2", "humaneval"):  # can-ai-code: task groups
         queries = [r.query for r in read_routing(built / "routing" / f"{table}.jsonl")]
         matched = [q for q in queries if q in pair_split]
         assert len(matched) > 0.3 * len(queries), table

@@ -58,7 +58,9 @@ def run_demo(cfg: DemoConfig, run_cli: RunCommand) -> None:
         run_cli(["rm", "train", "--arch", arch, "--train", str(slices["train"]), "--valid", str(slices["valid"]),
                  "--out", str(rm_dir), "--backbone", cfg.backbone, "--max-length", str(cfg.max_length),
                  "--epochs", str(cfg.epochs), "--lr", str(cfg.lr)])
-        run_cli(["rm", "eval", "--model", str(rm_dir), "--data", str(slices["test"])])
+        # the baselines are fitted on the whole train split (never the test pairs), as a sceptic would
+        run_cli(["rm", "eval", "--model", str(rm_dir), "--data", str(slices["test"]),
+                 "--baselines-train", str(cfg.data / "prefs" / "train.jsonl")])
 
     console.rule("[bold]3. Zooter: route each query to one of the LLMs")
     router_dir = cfg.out / f"zooter-{cfg.routing_table}"

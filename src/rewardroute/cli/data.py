@@ -85,7 +85,7 @@ def build(
     overwrite: Annotated[bool, typer.Option(help="Replace the files of a non-empty output folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print SUMMARY.json to stdout.")] = False,
 ) -> None:
-    """Turn the public sources into preference pairs (split 80/10/10 by prompt hash) and routing tables."""
+    """Turn the public sources into preference pairs (split 60/20/20 by a hash of a group key: story, task, first turn or prompt) and routing tables."""
     from ..data.build import build_dataset, parse_domains
     from ..data.sources import PAIR_BUILDERS, ROUTING_BUILDERS
 

@@ -78,7 +78,7 @@ def train(
 
         from ..console import console
         from ..data.readers import ReadReport, read_pairs
-        from ..reward.reward_trainer import train_reward_model
+        from ..reward.reward_trainer import build_for_training, train_reward_model
         from ..runtime import is_main_process
 
         if soft:
@@ -92,7 +92,7 @@ def train(
         pairs = _read(read_pairs, train_file, skip_bad)
         valid = _read(read_pairs, valid_file, skip_bad) if valid_file else []
         model_cfg = model_cfg.model_copy(update={"domains": sorted({p.domain for p in pairs})})
-        model = cls.build(model_cfg)
+        model = build_for_training(cls, model_cfg, train_cfg.seed)
         result = train_reward_model(model, pairs, valid, train_cfg, out)
         valid_note = (f"best epoch {result.best_epoch}, valid accuracy {result.best_metric:.4f}"
                       if result.best_metric is not None else "no validation set: kept the last epoch")
@@ -114,9 +114,15 @@ def _read(reader, path: str, skip_bad: bool):
 @app.command("eval", epilog="""
 Examples:
 
-  rewardroute rm eval --model runs/rm --data data/prefs/test.jsonl --json
+  rewardroute rm eval --model runs/rm --data data/prefs/test.jsonl --baselines-train data/prefs/train.jsonl --json
 
   rewardroute rm eval --model runs/rodos --data data/prefs/test.jsonl --oracle-domain
+
+Every accuracy comes with a 95% bootstrap interval that resamples whole prompt groups (the
+prompt, or its story / task / first turn). With --baselines-train the length rule and the
+surface-feature regression are fitted on that file (the training split: never the test data)
+and the model's paired margin over the best baseline of each domain is reported; without it
+the only baseline is "longer wins". "X beats Y" is printed only where the interval excludes 0.
 """)
 def eval_(
     model: Annotated[Path, typer.Option(help="Reward-model checkpoint directory.")] = ...,
@@ -127,25 +133,35 @@ def eval_(
     oracle_domain: Annotated[bool, typer.Option(help="Routed models: use the true domain instead of the router.")] = False,
     soft: Annotated[Optional[bool], typer.Option("--soft/--hard", help="rodos: mix every domain model's reward by the router's probabilities (--soft) or use the top domain's model (--hard); default: as trained.")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows instead of failing.")] = False,
+    baselines_train: Annotated[Optional[Path], typer.Option(help="Training pairs to fit the length rule and surface-feature baselines on (the train split).")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.", min=100)] = 2000,
+    bootstrap_seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
 ) -> None:
-    """Pairwise accuracy (overall and per domain), parameters and throughput."""
+    """Pairwise accuracy (per domain and domain average) with intervals, beside the baselines."""
     with cli_errors():
         from ..data.readers import read_pairs
+        from ..eval.baselines import fit_baselines
+        from ..eval.intervals import BootstrapConfig
         from ..eval.pairwise import evaluate_reward_model
-        from ..eval.report import print_accuracy_table
+        from ..eval.report import print_comparison
         from ..reward.checkpoint import load_model
         from ..reward.reward_trainer import cap_pairs
 
         pairs = cap_pairs(_read(read_pairs, data, skip_bad), max_pairs, seed=0)
+        fitted = fit_baselines(_read(read_pairs, baselines_train, skip_bad)) if baselines_train else None
         rm = load_model(model)
         if soft is not None:
             _set_soft(rm, soft)
-        result = evaluate_reward_model(rm, pairs, batch_size=batch_size, oracle_domain=oracle_domain)
+        result = evaluate_reward_model(rm, pairs, batch_size=batch_size, oracle_domain=oracle_domain,
+                                       baselines=fitted,
+                                       intervals=BootstrapConfig(resamples=bootstrap, seed=bootstrap_seed))
         if json_:
             print_json(result)
         else:
-            print_accuracy_table({rm.arch: result["accuracy"], "longer wins": result["length_baseline"]},
-                                 title=f"{model} on {data} ({result['pairs']} pairs)")
+            comparison = {key: result[key] for key in ("bootstrap", "baselines", "best_baseline")}
+            comparison["models"] = {rm.arch: {"accuracy": result["intervals"],
+                                              "vs_best_baseline": result["vs_best_baseline"]}}
+            print_comparison(comparison, title=f"{model} on {data} ({result['pairs']} pairs, 95% intervals)")
 
 
 @app.command(epilog="""

@@ -23,7 +23,7 @@ from ..io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from .schemas import PreferencePair, RoutingRecord, render_prompt
 from .sources import DEFAULT_DOMAINS, PAIR_BUILDERS, ROUTING_BUILDERS, Builder, PairBuilder, RoutingBuilder
 from .split import RULE as SPLIT_RULE
-from .split import SPLITS, split_records
+from .split import SPLITS, TRAIN_BELOW, VALID_BELOW, split_records
 
 ENV_SOURCE = "REWARDROUTE_DATA"
 DATASETS_FOLDER = "datasets"  # the shipped public sources, at the repository root
@@ -139,6 +139,16 @@ class BuildReport:
             row["total"] = sum(row[s] for s in SPLITS)
         return out
 
+    def unit_counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """domain -> split -> {"prompts": distinct prompts, "groups": distinct group keys}."""
+        seen: dict[str, dict[str, dict[str, set[str]]]] = {}
+        for split, pairs in self.splits.items():
+            for p in pairs:
+                row = seen.setdefault(p.domain, {s: {"prompts": set(), "groups": set()} for s in SPLITS})
+                row[split]["prompts"].add(render_prompt(p.prompt))
+                row[split]["groups"].add(p.group_key())
+        return {d: {s: {k: len(v) for k, v in row[s].items()} for s in SPLITS} for d, row in seen.items()}
+
     def summary(self) -> dict[str, Any]:
         counts = self.counts()
         return {
@@ -146,8 +156,10 @@ class BuildReport:
             "source_dir": str(self.source_dir),
             "seed": self.seed,
             "domains": list(self.domains),
-            "split": {"rule": SPLIT_RULE, "train": 80, "valid": 10, "test": 10},
+            "split": {"rule": SPLIT_RULE, "train": TRAIN_BELOW, "valid": VALID_BELOW - TRAIN_BELOW,
+                      "test": 100 - VALID_BELOW},
             "pairs": counts,
+            "prompts": self.unit_counts(),
             "pairs_total": {s: sum(c[s] for c in counts.values()) for s in (*SPLITS, "total")},
             "longer_wins_test": {d: v["longer_wins"] for d, v in pair_stats(self.splits.get("test", [])).items()},
             "sources": self.sources,
@@ -191,7 +203,7 @@ def build_dataset(source_dir: str | Path, out_dir: str | Path, *, domains: str |
     warn = warn or (lambda _msg: None)
 
     pairs = _build_pairs(report, skip_missing, on_step, warn)
-    report.splits = split_records(pairs, key=lambda p: render_prompt(p.prompt))
+    report.splits = split_records(pairs, key=PreferencePair.group_key, text=lambda p: render_prompt(p.prompt))
     for split, rows in report.splits.items():
         write_jsonl_atomic(out_dir / "prefs" / f"{split}.jsonl", rows)
     if routing:
@@ -277,15 +289,17 @@ def render_build_md(report: BuildReport) -> str:
         "## Format",
         "",
         "- `prefs/{train,valid,test}.jsonl`: one preference pair a line, "
-        "`{\"id\", \"prompt\", \"chosen\", \"rejected\", \"domain\", \"source\"}`.",
+        "`{\"id\", \"prompt\", \"chosen\", \"rejected\", \"domain\", \"source\", \"group\"}` "
+        "(`group`: the split group key, null when it is the prompt itself).",
         "- `prompt`: safety prompts are OpenAI-style messages `[{\"role\", \"content\"}]` (the whole "
         "user/assistant dialogue before the answer); single-turn prompts are plain strings, the same text "
-        "as the `query` of the matching routing table, so a query gets the same split in both. "
+        "as the `query` of the matching routing table, so where the group key is the prompt a query "
+        "gets the same split in both. "
         "`chosen`/`rejected` are the final answers (stripped).",
         "- `id` is `<source>:<prompt key>:<chosen>><rejected>` (model, system or summary keys; code answers "
         "add `#<hash>` of the text), or `<source>:<key>` for hh-rlhf lines. Ids are unique and stable.",
-        f"- {SPLIT_RULE.capitalize()} (the text is `render_prompt(prompt)`), so a prompt never appears in "
-        "two splits and all pairs of one prompt share a split.",
+        f"- {SPLIT_RULE.capitalize()} (prompt text = `render_prompt(prompt)`), so a prompt, its story, "
+        "its task in another language or its opening turn never appears in two splits.",
         "- `routing/<table>.jsonl`: one routing record a line, "
         "`{\"id\", \"query\", \"tags\", \"responses\"?, \"scores\"}`; `query` is the plain query text.",
         "- Caps pick pairs with a seeded shuffle keyed by `<seed>:<source>:<prompt key>` that spreads the "
@@ -295,13 +309,18 @@ def render_build_md(report: BuildReport) -> str:
         "",
         "## Pairs per domain and split",
         "",
+        "Pairs (prompts, groups) per split: test intervals are clustered by group, so the group count "
+        "is what bounds how sure a test figure can be.",
+        "",
         "| domain | train | valid | test | total | longer answer wins (test) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
+    units = summary["prompts"]
     for domain, c in summary["pairs"].items():
         lw = summary["longer_wins_test"].get(domain)
-        lines.append(f"| {domain} | {c['train']} | {c['valid']} | {c['test']} | {c['total']} | "
-                     f"{'' if lw is None else f'{lw:.3f}'} |")
+        u = units.get(domain, {})  # a domain whose source was skipped has no pairs
+        cells = [f"{c[s]} ({u.get(s, {}).get('prompts', 0)}, {u.get(s, {}).get('groups', 0)})" for s in SPLITS]
+        lines.append(f"| {domain} | {' | '.join(cells)} | {c['total']} | {'' if lw is None else f'{lw:.3f}'} |")
     t = summary["pairs_total"]
     lines += [f"| **all** | {t['train']} | {t['valid']} | {t['test']} | {t['total']} | |", "",
               "## How the pairs were formed", ""]

@@ -57,6 +57,13 @@ class PreferencePair(BaseModel):
     rejected: str
     domain: str = Field(default=DEFAULT_DOMAIN, min_length=1)
     source: str | None = None  # which public source the pair came from
+    # What keeps related prompts in one split and one bootstrap cluster (the story, the task across
+    # languages, the first user turn); None means the prompt itself.
+    group: str | None = None
+
+    def group_key(self) -> str:
+        """The split and clustering unit: `group`, else the rendered prompt."""
+        return self.group or render_prompt(self.prompt)
 
     @model_validator(mode="before")
     @classmethod

@@ -13,8 +13,10 @@ def _plt():
     return plt
 
 
-def accuracy_bars(rows: Mapping[str, Mapping[str, float]], path: str | Path, title: str = "accuracy") -> Path:
-    """Grouped bars: one group per domain, one bar per model/method."""
+def accuracy_bars(rows: Mapping[str, Mapping[str, float]], path: str | Path, title: str = "accuracy",
+                  intervals: Mapping[str, Mapping[str, tuple[float, float]]] | None = None) -> Path:
+    """Grouped bars: one group per domain, one bar per model/method; `intervals` (name -> column
+    -> (low, high)) draws each bar's 95% interval."""
     plt = _plt()
     path = Path(path)
     cols = sorted({k for r in rows.values() for k in r if k not in ("overall", "average")}) + ["average"]
@@ -22,7 +24,13 @@ def accuracy_bars(rows: Mapping[str, Mapping[str, float]], path: str | Path, tit
     width = 0.8 / max(1, len(rows))
     for i, (name, acc) in enumerate(rows.items()):
         xs = [j + i * width for j in range(len(cols))]
-        ax.bar(xs, [acc.get(c, float("nan")) for c in cols], width=width, label=name)
+        heights = [acc.get(c, float("nan")) for c in cols]
+        err = None
+        if intervals and name in intervals:
+            lo_hi = [intervals[name].get(c, (h, h)) for c, h in zip(cols, heights)]
+            err = [[max(0.0, h - lo) for h, (lo, _) in zip(heights, lo_hi)],
+                   [max(0.0, hi - h) for h, (_, hi) in zip(heights, lo_hi)]]
+        ax.bar(xs, heights, width=width, label=name, yerr=err, capsize=2 if err else 0)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(cols))], cols)
     ax.set_ylim(0, 1)

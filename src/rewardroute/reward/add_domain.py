@@ -19,6 +19,7 @@ from ..data.schemas import PreferencePair
 from ..errors import ConfigError
 from ..router import ExpertRouter, fit_router, one_hot
 from .routing import KeptPrompts, RouterSettings, freeze, on_cached_embeddings, part_name, routing_metric
+from ..training.seed import seeded_init
 
 ROUTED_ARCHS = ("rodos", "arliss")
 
@@ -50,6 +51,7 @@ def extend_router(router: ExpertRouter, domain: str, kept: KeptPrompts, texts: S
                           "so its router cannot be extended; retrain it with router.keep_per_domain > 0")
     kept.add(texts, [domain] * len(texts), "train", settings.keep_per_domain, seed)
     kept.add(valid_texts, [domain] * len(valid_texts), "valid", settings.keep_per_domain, seed)
+    seeded_init(seed, "router", domain)  # the new output row starts the same for a seed
     router.add_experts([domain])
     out = router.head.out
     n_old = out.out_features - 1

@@ -47,6 +47,7 @@ from .reward_trainer import cap_pairs, fit_pairwise
 from .routing import (KeptPrompts, Parts, RoutedRewardModel, RouterSettings, freeze,
                       on_cached_embeddings, part_name, routing_examples, routing_metric)
 from .single import RewardHead
+from ..training.seed import seeded_init
 
 ROUTER = "router"
 
@@ -272,6 +273,7 @@ class ArlissRewardModel(RoutedRewardModel):
 
         pairs, v_pairs = new_domain_pairs(self, domain, train, valid)
         pairs = cap_pairs(pairs, args.max_pairs, args.seed)
+        seeded_init(args.seed, adapter_name(domain))  # the new adapter and head start the same for a seed
         with _quiet():
             self.peft.add_adapter(adapter_name(domain), LoraConfig(**self._lora))
         self.heads.append(RewardHead(self.router.backbone.hidden_size, self.config.head_dropout))

@@ -11,6 +11,7 @@ from ..data.schemas import PreferencePair, render_prompt
 from ..errors import ConfigError
 from ..eval.pairwise import evaluate_reward_model
 from ..training.loop import TrainResult, train_loop
+from ..training.seed import seeded_init
 from .base import RewardModel
 from .reward_config import RewardTrainingConfig
 
@@ -65,6 +66,13 @@ def fit_pairwise(model: RewardModel, train: Sequence[PreferencePair], valid: Seq
     overrides = {prefix: args.head_lr for prefix in head_prefixes} if args.head_lr else None
     return train_loop(model, train, step, evaluate if valid else None, args, resume_dir=resume_dir,
                       desc=desc, lr_overrides=overrides, job_key=model.config.model_dump_json())
+
+
+def build_for_training(cls: type[RewardModel], config, seed: int) -> RewardModel:
+    """`cls.build(config)` with the RNGs seeded first, so its new heads and adapters start the
+    same for the same seed (bit-identical checkpoints for the same command)."""
+    seeded_init(seed, "build")
+    return cls.build(config)
 
 
 def train_reward_model(model: RewardModel, train: Sequence[PreferencePair], valid: Sequence[PreferencePair],

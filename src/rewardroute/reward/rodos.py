@@ -30,6 +30,7 @@ from .add_domain import extend_router, new_domain_pairs
 from .routing import (KeptPrompts, Parts, RoutedRewardModel, RouterSettings, freeze,
                       part_name, routing_examples, routing_metric)
 from .single import SingleConfig, SingleRewardModel
+from ..training.seed import seeded_init
 
 
 class RodosConfig(RewardModelConfig):
@@ -114,6 +115,7 @@ class RodosRewardModel(RoutedRewardModel):
             freeze(model)
             return model, {"part": name, "resumed": True}
         cfg = SingleConfig(backbone=self.config.backbone, domains=[domain], head_dropout=self.config.head_dropout)
+        seeded_init(args.seed, name)  # the head starts the same whether or not other parts ran first
         model = SingleRewardModel.build(cfg)
         result = fit_pairwise(model, train, valid, args, resume_dir=parts.loop_dir(name), desc=f"rodos {domain}")
         parts.save(name, lambda path: save_model(model, path))

@@ -25,6 +25,7 @@ from .labels import (Normalizer, ScoreTable, cluster_tags, default_k, hard_label
                      tag_enhance)
 from .route import KIND, KnnMemory, ZooterRouter, unit_rows
 from .zooter_config import ZooterConfig
+from ..training.seed import seeded_init
 
 
 @contextlib.contextmanager
@@ -96,6 +97,7 @@ def make_targets(scores: np.ndarray, tags: Sequence[Sequence[str]], config: Zoot
 def new_router(experts: list[str], config: ZooterConfig, backbone: Backbone, meta: dict | None = None) -> ExpertRouter:
     cfg = RouterConfig(experts=experts, backbone=config.backbone, finetune=False, hidden=config.hidden,
                        dropout=config.dropout, meta=meta or {})
+    seeded_init(config.seed, "router")  # the head starts the same for a seed, fold after fold
     return ExpertRouter.build(cfg, backbone)
 
 

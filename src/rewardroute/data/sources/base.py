@@ -99,8 +99,9 @@ def short_hash(*texts: str, n: int = 8) -> str:
 
 
 def make_pair(domain: str, source: str, key: str, prompt: Any, chosen: str, rejected: str,
-              winner: str | None = None, loser: str | None = None) -> PreferencePair:
-    """A pair with the stable id `<source>:<key>` or `<source>:<key>:<winner>><loser>`."""
+              winner: str | None = None, loser: str | None = None, group: str | None = None) -> PreferencePair:
+    """A pair with the stable id `<source>:<key>` or `<source>:<key>:<winner>><loser>`; `group` is
+    its split group key (None: the prompt)."""
     pid = f"{source}:{key}" if winner is None else f"{source}:{key}:{winner}>{loser}"
     return PreferencePair(id=pid, prompt=prompt, chosen=chosen, rejected=rejected, domain=domain,
-                          source=source)
+                          source=source, group=group)

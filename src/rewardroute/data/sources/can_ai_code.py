@@ -70,6 +70,12 @@ def task_key(row: dict[str, Any]) -> str:
     return f"{row['interview']}/{row['language']}/{row['name']}"
 
 
+def task_group(key: str) -> str:
+    """Split group of a task key: the task across languages ("interview/name")."""
+    interview, _language, name = key.split("/", 2)
+    return f"can-ai-code:{interview}/{name}"
+
+
 @dataclass
 class CanAiCodePairs(PairBuilder):
     cap_per_task: int = 12
@@ -90,7 +96,8 @@ class CanAiCodePairs(PairBuilder):
              "/ NO_CODE reply of a disjoint set of base models. At most cap_per_task pairs per task by "
              "a seeded shuffle spread over distinct replies. Prompt = the yaml task spec rendered as "
              "`Write a <Language> function `<Signature>` <Input> that returns <Output>.` + Fact + "
-             "Description.")
+             "Description. Split group: the task across languages (interview/name), since the Python and "
+             "JavaScript prompts share their Fact and Description.")
 
     def build(self, source_dir: Path) -> list[PreferencePair]:
         results, *dirs = self.require(source_dir)
@@ -109,8 +116,8 @@ class CanAiCodePairs(PairBuilder):
                                      seed=f"{self.seed}:{self.name}:{key}")
             prompt = data.prompts[key]
             pairs += [make_pair(self.domain, self.name, key, prompt, g.text, b.text,
-                                f"{g.label}#{short_hash(g.text, n=6)}", f"{b.label}#{short_hash(b.text, n=6)}")
-                      for g, b in picked]
+                                f"{g.label}#{short_hash(g.text, n=6)}", f"{b.label}#{short_hash(b.text, n=6)}",
+                                group=task_group(key)) for g, b in picked]
         return pairs
 
 

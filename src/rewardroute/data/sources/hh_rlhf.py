@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..schemas import Message, PreferencePair
+from ..split import normalise
 from .base import PairBuilder, load_jsonl, make_pair
 
 ASSISTANT = "\n\nAssistant:"
@@ -40,6 +41,12 @@ def to_messages(prefix: str) -> list[Message] | None:
     return messages
 
 
+def first_turn_group(messages: list[Message]) -> str:
+    """Split group: the first user turn, normalised (red-team dialogues often reopen one another's
+    opening question and then diverge)."""
+    return "hh-rlhf:" + normalise(messages[0].content)
+
+
 @dataclass
 class HHRLHFHarmless(PairBuilder):
     name = "hh-rlhf"
@@ -51,7 +58,8 @@ class HHRLHFHarmless(PairBuilder):
              "Prompt = the shared dialogue up to and including the last `\\n\\nAssistant:`, as "
              "user/assistant messages; chosen/rejected = the two final assistant turns (stripped). "
              "Pairs whose prefixes differ (cannot be split), with an empty answer, or with "
-             "chosen == rejected are skipped. Text is offensive by design (red-team prompts).")
+             "chosen == rejected are skipped. Split group: the first user turn (whitespace-collapsed, "
+             "lower-cased). Text is offensive by design (red-team prompts).")
 
     def build(self, source_dir: Path) -> list[PreferencePair]:
         (path,) = self.require(source_dir)
@@ -64,5 +72,6 @@ class HHRLHFHarmless(PairBuilder):
             messages = to_messages(c[0])
             if messages is None or not chosen or not rejected or chosen == rejected:
                 continue
-            pairs.append(make_pair(self.domain, self.name, f"harmless-test:{n}", messages, chosen, rejected))
+            pairs.append(make_pair(self.domain, self.name, f"harmless-test:{n}", messages, chosen, rejected,
+                                   group=first_turn_group(messages)))
         return pairs

@@ -35,7 +35,7 @@ class SQuALITYPairs(PairBuilder):
              "all-responses.jsonl (0-based) is question_number k+1 of the v1-3 test story (checked: "
              "the human response is one of that question's reference responses). Prompt = the story "
              "(about 5k words) followed by the question. With 3 responses a question has at most 3 "
-             "pairs, so cap_per_question never binds.")
+             "pairs, so cap_per_question never binds. Split group: the story (all its questions share it).")
 
     def build(self, source_dir: Path) -> list[PreferencePair]:
         ratings_path, stories_path = self.require(source_dir)
@@ -58,5 +58,6 @@ class SQuALITYPairs(PairBuilder):
                                      seed=f"{self.seed}:{self.name}:{pid}:{k}")
                 prompt = story_prompt(story["document"], question)
                 pairs += [make_pair(self.domain, self.name, f"{pid}:q{int(k) + 1}", prompt, a.text.strip(),
-                                    b.text.strip(), a.key, b.key) for a, b in picked]
+                                    b.text.strip(), a.key, b.key, group=f"{self.name}:{pid}")
+                          for a, b in picked]
         return pairs
