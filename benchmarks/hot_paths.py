@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardroute.bench import command_line, machine, publish
+from benchlib.bench import command_line, machine, publish
 from rewardroute.data.ensure import ensure_built
 from rewardroute.data.readers import read_pairs
 from rewardroute.data.schemas import render_prompt

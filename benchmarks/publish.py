@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rewardroute.bench import repo_root
-from rewardroute.results_docs import regenerate
+from benchlib.bench import repo_root
+from benchlib.results_docs import regenerate
 
 
 def main() -> None:

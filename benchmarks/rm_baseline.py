@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rewardroute.backbone import BackboneConfig
-from rewardroute.bench import command_line, machine, peak_rss_mb, publish, results_dir
+from benchlib.bench import command_line, machine, peak_rss_mb, publish, results_dir
 from rewardroute.data import read_pairs
 from rewardroute.data.ensure import ensure_built
 from rewardroute.eval.baselines import fit_baselines

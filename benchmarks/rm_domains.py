@@ -177,7 +177,7 @@ def model_config(args, b: dict[str, Any], arch: str, domains: list[str]):
 
 
 def do_train(args, backbone: str, arch: str, seed: int) -> dict[str, Any]:
-    from rewardroute.bench import peak_rss_mb
+    from benchlib.bench import peak_rss_mb
     from rewardroute.reward.checkpoint import save_model
     from rewardroute.reward.registry import get_arch
     from rewardroute.reward.reward_config import RewardTrainingConfig
@@ -199,7 +199,7 @@ def do_train(args, backbone: str, arch: str, seed: int) -> dict[str, Any]:
 
 
 def do_eval(args, backbone: str, arch: str, seed: int) -> dict[str, Any]:
-    from rewardroute.bench import peak_rss_mb
+    from benchlib.bench import peak_rss_mb
     from rewardroute.eval.pairwise import accuracy_by_domain, evaluate_reward_model, macro_average, pair_correct
     from rewardroute.reward.checkpoint import load_model
 
@@ -511,7 +511,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child(args)
         return
-    from rewardroute.bench import command_line, emit, machine, results_dir, update_results_section
+    from benchlib.bench import command_line, emit, machine, results_dir, update_results_section
     from rewardroute.io import write_json_atomic
 
     t_start = time.perf_counter()

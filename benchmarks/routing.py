@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from rewardroute.backbone import Backbone, BackboneConfig
-from rewardroute.bench import command_line, machine, peak_rss_mb, publish, results_dir
+from benchlib.bench import command_line, machine, peak_rss_mb, publish, results_dir
 from rewardroute.console import console
 from rewardroute.data.ensure import ensure_built
 from rewardroute.data.readers import read_pairs, read_routing

@@ -5,7 +5,7 @@
 
 For each fault a fresh `rewardroute serve` (1 worker) runs on loopback in front of two
 backends, `alpha` (ranked first: no router, so the argmax of a tie) and `beta` (healthy).
-Both are `rewardroute.serve.fault_backend.FaultBackend`s in this process: real sockets, so a
+Both are `benchlib.fault_backend.FaultBackend`s in this process: real sockets, so a
 hang, a trickle or a dropped connection is what the proxy really sees. Proxy settings:
 alpha `timeout_s` 2, 1 retry, 8 concurrent; breaker after 3 failures for 5 s.
 
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rewardroute.bench import command_line, machine, publish
-from rewardroute.serve.fault_backend import FaultBackend
+from benchlib.bench import command_line, machine, publish
+from benchlib.fault_backend import FaultBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_load import (build_reward_model, build_router, free_port, make_prompts,  # noqa: E402

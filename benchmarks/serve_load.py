@@ -5,7 +5,7 @@ and /v1/rewards throughput with and without micro-batching.
     python benchmarks/serve_load.py --quick         # a smoke run (results go to *_quick files)
 
 What runs, each in its own process, all on 127.0.0.1:
-  * a stub OpenAI backend (`rewardroute.serve.stub_backend`) that answers at once, so what is
+  * a stub OpenAI backend (`benchmarks/benchlib/stub_backend.py`) that answers at once, so what is
     measured is the proxy, not a model;
   * `rewardroute serve` (1 worker) with the default MiniLM router (all-MiniLM-L6-v2, frozen,
     linear head over two backends; pass --router DIR for a trained one: same cost);
@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rewardroute.bench import command_line, machine, peak_rss_mb, publish
+from benchlib.bench import command_line, machine, peak_rss_mb, publish
 
 HOST = "127.0.0.1"
 TARGET_P50_MS, TARGET_P99_MS = 15.0, 50.0
@@ -146,7 +146,8 @@ def process(cmd: list[str], ready_url: str, log_file: Path, env: dict | None = N
 @contextmanager
 def stub_backend(tmp: Path):
     port = free_port()
-    cmd = [sys.executable, "-m", "rewardroute.serve.stub_backend", "--port", str(port), "--name", "stub"]
+    cmd = [sys.executable, str(Path(__file__).resolve().parent / "benchlib" / "stub_backend.py"), "--port", str(port),
+           "--name", "stub"]
     with process(cmd, f"http://{HOST}:{port}/v1/models", tmp / "stub.log"):
         yield f"http://{HOST}:{port}/v1"
 

@@ -8,9 +8,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+# The benchmarks' shared helpers (benchmarks/benchlib: results files, stub and fault backends)
+# are not part of the package; tests that use them import `benchlib` from there.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from rewardroute.data.schemas import PreferencePair  # noqa: E402
 # Session-wide fixtures defined elsewhere; declared once here so every module shares one

@@ -174,7 +174,7 @@ def test_timeout_bounds_the_whole_answer_not_each_read():
     `timeout_s` still ends the attempt (before: one byte per 0.5 s kept it going for minutes)."""
     import time
 
-    from rewardroute.serve.fault_backend import FaultBackend
+    from benchlib.fault_backend import FaultBackend
 
     with FaultBackend("slow", "trickle", trickle_s=0.5) as slow:
         cfg = backend(base_url=slow.url, timeout_s=1.0, max_retries=1)

@@ -15,7 +15,7 @@ import pytest
 
 from rewardroute.errors import ConfigError
 from rewardroute.eval.folds import fmt, fold_stats, paired_diff, verdict
-from rewardroute.results_docs import STATUS_END, STATUS_START, regenerate
+from benchlib.results_docs import STATUS_END, STATUS_START, regenerate
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from rewardroute.serve.app import create_app
 from rewardroute.serve.config import parse_serve_config
-from rewardroute.serve.fault_backend import FaultBackend
+from benchlib.fault_backend import FaultBackend
 from rewardroute.serve.protocol import SPEC as HTTP_PROTOCOL
 from rewardroute.serve.routing import LoadedRouter
 from rewardroute.serve.state import LoadedModels

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from rewardroute.serve.stub_backend import completion, models, stream_events
+from benchlib.stub_backend import completion, models, stream_events
 
 MODES = ("ok", "down", "timeout", "500", "400", "401", "stream_break", "garbage")
 

@@ -1,4 +1,4 @@
-"""The two record types every part of rewardroute reads and writes (see DESIGN.md)."""
+"""The two record types every part of rewardroute reads and writes (see README: Data)."""
 
 from __future__ import annotations
 

@@ -25,4 +25,7 @@ def inference(precision: Precision = "float32", device_type: str = "cpu") -> con
 
 
 def device_type_of(module) -> str:
-    return next(module.parameters()).device.type
+    """Where a model's weights are ("cpu" for anything without parameters)."""
+    params = getattr(module, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    return first.device.type if first is not None else "cpu"

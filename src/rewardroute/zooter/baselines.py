@@ -1,4 +1,4 @@
-"""Baselines every routing number is reported beside (see DESIGN.md: "routing plateau").
+"""Baselines every routing number is reported beside (most routers land near kNN: the "routing plateau").
 
 All work on the same frozen query embeddings as the router and return one model index per
 test query (or, for random and oracle, the expected/upper-bound mean score):

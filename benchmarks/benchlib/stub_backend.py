@@ -1,7 +1,7 @@
 """A minimal OpenAI-compatible backend that answers at once: for load tests (it measures the
 proxy, not a model), demos and tests. Not a model: it echoes which backend answered.
 
-    python -m rewardroute.serve.stub_backend --port 9001 --name fast
+    python benchmarks/benchlib/stub_backend.py --port 9001 --name fast
 
 Raw ASGI, no framework, so that it costs far less per request than the proxy in front of it.
 `POST /v1/chat/completions` (JSON or SSE when `stream` is true) and `GET /v1/models`.

@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-from .stub_backend import completion, models, stream_events
+from benchlib.stub_backend import completion, models, stream_events
 
 MODES = ("ok", "500", "garbage", "close", "hang", "trickle", "flap", "stall")
 

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .eval.folds import fmt
-from .io import write_text_atomic
+from rewardroute.errors import ConfigError
+from rewardroute.eval.folds import fmt
+from rewardroute.io import write_text_atomic
 
 STATUS_START, STATUS_END = "<!-- readme:status:start -->", "<!-- readme:status:end -->"
 # README rows in this order; other benchmarks follow by name.

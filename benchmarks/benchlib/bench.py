@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .io import write_json_atomic
+from rewardroute.io import write_json_atomic
 
 
 def repo_root() -> Path:
