@@ -40,14 +40,13 @@ from rewardroute.data.readers import read_routing
 from rewardroute.eval import routing_metrics as rm
 from rewardroute.eval.routing_plots import bar_plot
 from rewardroute.io import write_text_atomic
-from rewardroute.router import ExpertRouter, RouterConfig
-from rewardroute.router.embedding_cache import cached_embed
 from rewardroute.zooter.baselines import best_single_index, knn_choice, mlp_scores, select_knn_k
 from rewardroute.zooter.labels import ScoreTable, score_table
 from rewardroute.zooter.methods import CHOICES
 from rewardroute.zooter.route import KnnMemory, unit_rows
 from rewardroute.zooter.train import kfold, quiet_console, train_zooter
 from rewardroute.zooter.zooter_config import ZooterConfig
+from routing import Embedder as QueryEmbedder  # benchmarks/ is on sys.path when a script runs
 
 TABLES = ("alpaca_eval_57", "gsm8k_2", "humaneval", "can_ai_code")
 MULTI = ("alpaca_eval_57", "humaneval")
@@ -92,15 +91,8 @@ def load_table(data: Path, name: str, limit: int | None) -> ScoreTable:
     return score_table(records, complete)
 
 
-class Embedder:
-    def __init__(self, cache: Path):
-        self.config = ZooterConfig()
-        self.backbone = Backbone.load(self.config.backbone)
-        self.probe = ExpertRouter.build(RouterConfig(experts=["_"], backbone=self.config.backbone), self.backbone)
-        self.cache = cache
-
-    def __call__(self, table: ScoreTable) -> np.ndarray:
-        return cached_embed(self.probe, [r.query for r in table.records], self.cache).numpy()
+class Embedder(QueryEmbedder):
+    """routing.py's cached MiniLM embedder, plus the uncached per-query latency."""
 
     def latency_ms(self, table: ScoreTable, n: int = 20) -> float:
         """Encoding one query at a time (uncached): the cost every method shares."""
@@ -325,7 +317,7 @@ def main() -> None:
     tables, embs, results = {}, {}, {}
     for name in [t for t in args.tables.split(",") if t]:
         tables[name] = load_table(data, name, args.limit)
-        embs[name] = embed(tables[name])
+        embs[name] = embed(tables[name].records)
         results[name] = run_table(name, tables[name], embs[name], args, methods, embed.backbone)
     result: dict[str, Any] = {"repeats": args.repeats, "folds": args.folds, "command": command_line(),
                               "machine": machine(), "tables": results,
