@@ -12,6 +12,10 @@ Per fold: mean score and gap recovered = (routed - best_single) / (oracle - best
 (method - knn, method - best_single) with a t interval (95%) and the number of folds behind it.
 Folds of repeated CV share training data, so these intervals are somewhat optimistic.
 
+Ceiling: the gap recovered by the best model of each k-means cluster of the queries, chosen
+in-sample on the scored queries themselves: an optimistic bound for routers that send similar
+queries to the same model.
+
 Multi-table: one router on AlpacaEval-57 + HumanEval over the models both score (exact names),
 against the same method trained on one table, judged on each table's test fold.
 
@@ -41,7 +45,7 @@ from rewardroute.eval import routing_metrics as rm
 from rewardroute.eval.routing_plots import bar_plot
 from rewardroute.io import write_text_atomic
 from rewardroute.zooter.baselines import best_single_index, knn_choice, mlp_scores, select_knn_k
-from rewardroute.zooter.labels import ScoreTable, score_table
+from rewardroute.zooter.labels import ScoreTable, kmeans, score_table
 from rewardroute.zooter.methods import CHOICES
 from rewardroute.zooter.route import KnnMemory, unit_rows
 from rewardroute.zooter.train import kfold, quiet_console, train_zooter
@@ -219,7 +223,29 @@ def run_table(name: str, table: ScoreTable, emb: np.ndarray, args, methods: list
                   flush=True, file=sys.stderr)
     metrics = ["apgr", "gap"] if table.scores.shape[1] == 2 else ["gap"]
     return {"n": len(table.records), "models": len(table.models), "metrics": metrics,
-            "summary": summarize(folds, metrics), "folds": folds}
+            "summary": summarize(folds, metrics), "cluster_ceiling": cluster_ceiling(table.scores, emb),
+            "folds": folds}
+
+
+# -- how much is there to learn? ------------------------------------------------------------------
+
+def cluster_ceiling(scores: np.ndarray, emb: np.ndarray, ks=(10, 25, 50), seeds: int = 3) -> dict[str, float | None]:
+    """Gap recovered by the best model of each k-means cluster of the query embeddings, chosen
+    on the very queries it is scored on (in-sample): an optimistic ceiling for any router that
+    sends similar queries to the same model. Where even this is small, the scores vary between
+    similar queries mostly by noise (or by what the encoder does not see)."""
+    base, orc = float(scores[:, best_single_index(scores)].mean()), rm.oracle_score(scores)
+    out: dict[str, float | None] = {}
+    for k in ks:
+        if k >= len(scores):
+            continue
+        vals = []
+        for seed in range(seeds):
+            _, assign = kmeans(unit_rows(emb), k, seed=seed)
+            total = sum(scores[assign == j].mean(axis=0).max() * (assign == j).sum() for j in np.unique(assign))
+            vals.append(rm.gap_recovered(float(total / len(scores)), base, orc))
+        out[f"k={k}"] = None if None in vals else float(np.mean(vals))
+    return out
 
 
 # -- multi-table --------------------------------------------------------------------------------
@@ -296,6 +322,9 @@ def markdown(result: dict[str, Any]) -> str:
                              f"{v['folds']} | {fmt(row.get('train_s'), 2)} | {fmt(row.get('latency_ms'), 3)} | "
                              f"{row.get('chosen', '')} |")
             lines.append("")
+        ceiling = ", ".join(f"{k}: {v:.3f}" for k, v in t["cluster_ceiling"].items() if v is not None)
+        lines += [f"In-sample cluster ceiling (best model per k-means cluster, chosen on the scored queries "
+                  f"themselves; gap recovered): {ceiling}", ""]
     multi = result.get("multi")
     if multi and "shared_models" in multi:
         lines += [f"**Multi-table** ({' + '.join(multi['tables'])}, {len(multi['shared_models'])} shared models, "
