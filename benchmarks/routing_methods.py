@@ -63,7 +63,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=Path("data"), help="built data folder (built if missing)")
     ap.add_argument("--cache", type=Path, default=Path("runs/routing_methods/cache"), help="embedding cache")
     ap.add_argument("--tables", default=",".join(TABLES))
-    ap.add_argument("--methods", default=",".join(CHOICES), help="router methods (comma list)")
+    ap.add_argument("--methods", default=",".join([*CHOICES, "zooter-plain", "knn-plain"]),
+                    help="router methods (comma list); NAME-plain: without abstaining or candidate restriction")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="only the first N queries of each table")
@@ -150,10 +151,13 @@ def run_fold(table: ScoreTable, emb: np.ndarray, tr: np.ndarray, te: np.ndarray,
     two = S_tr.shape[1] == 2
     res: dict[str, Any] = {}
     for m in methods:
+        method, plain = m.removesuffix("-plain"), m.endswith("-plain")
+        # -plain: margin 0 and every model a candidate, to show what those two knobs add
+        knobs = {"abstain_margin": 0.0, "candidates": len(table.models)} if plain else {}
         t0 = time.perf_counter()
         with quiet_console():
-            zr, report = train_zooter(subset(table, tr), ZooterConfig(method=m, seed=seed), backbone=backbone,
-                                      embeddings=emb[tr])
+            zr, report = train_zooter(subset(table, tr), ZooterConfig(method=method, seed=seed, **knobs),
+                                      backbone=backbone, embeddings=emb[tr])
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         probs = zr.probs_from_embeddings(emb[te])
