@@ -152,8 +152,8 @@ def run_fold(table: ScoreTable, emb: np.ndarray, tr: np.ndarray, te: np.ndarray,
     res: dict[str, Any] = {}
     for m in methods:
         method, plain = m.removesuffix("-plain"), m.endswith("-plain")
-        # -plain: margin 0 and every model a candidate, to show what those two knobs add
-        knobs = {"abstain_margin": 0.0, "candidates": len(table.models)} if plain else {}
+        # -plain: margin 0, every model a candidate and no guard, to show what those knobs add
+        knobs = {"abstain_margin": 0.0, "candidates": len(table.models), "guard_se": None} if plain else {}
         t0 = time.perf_counter()
         with quiet_console():
             zr, report = train_zooter(subset(table, tr), ZooterConfig(method=method, seed=seed, **knobs),
@@ -169,7 +169,8 @@ def run_fold(table: ScoreTable, emb: np.ndarray, tr: np.ndarray, te: np.ndarray,
         res[f"router:{m}"] = {**fold_metrics(S_te, cols[probs.argmax(axis=1)], bs, p_strong),
                               "train_s": train_s, "latency_ms": latency_ms, "chosen": report.method,
                               "params": report.params, "candidates": report.candidates,
-                              "margin": report.abstain_margin}
+                              "margin": report.abstain_margin,
+                              "fell_back": bool(report.guard and report.guard["fell_back"])}
     t0 = time.perf_counter()
     k = select_knn_k(emb[tr], S_tr, seed=seed)
     train_s = time.perf_counter() - t0
@@ -212,6 +213,7 @@ def summarize(folds: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any]
             names_, counts = np.unique([f[n]["chosen"] for f in folds], return_counts=True)
             row["chosen"] = {str(k): int(v) for k, v in zip(names_, counts)}
             row["abstained_folds"] = int(sum(f[n]["margin"] > 0 for f in folds))
+            row["fell_back_folds"] = int(sum(f[n]["fell_back"] for f in folds))
             row["restricted_folds"] = int(sum(f[n]["candidates"] is not None for f in folds))
         out[n] = row
     return out
@@ -319,14 +321,15 @@ def markdown(result: dict[str, Any]) -> str:
     for name, t in result["tables"].items():
         for metric in t["metrics"]:
             lines += [f"**{name}** ({t['n']} queries, {t['models']} models): {metric}", "",
-                      f"| method | {metric} ± s.e. | vs knn | vs best_single | folds | train s | route ms/query | chosen |",
-                      "|---|---|---|---|---|---|---|---|"]
+                      f"| method | {metric} ± s.e. | vs knn | vs best_single | folds | train s | route ms/query | "
+                      "chosen | guard fell back |",
+                      "|---|---|---|---|---|---|---|---|---|"]
             for m, row in t["summary"].items():
                 v = row[metric]
                 val = "–" if v["mean"] is None else f"{v['mean']:.3f}" + (f" ± {v['se']:.3f}" if v["se"] else "")
                 lines.append(f"| {m} | {val} | {interval(v.get('vs_knn'))} | {interval(v.get('vs_best_single'))} | "
                              f"{v['folds']} | {fmt(row.get('train_s'), 2)} | {fmt(row.get('latency_ms'), 3)} | "
-                             f"{row.get('chosen', '')} |")
+                             f"{row.get('chosen', '')} | {row.get('fell_back_folds', '')} |")
             lines.append("")
         ceiling = ", ".join(f"{k}: {v:.3f}" for k, v in t["cluster_ceiling"].items() if v is not None)
         lines += [f"In-sample cluster ceiling (best model per k-means cluster, chosen on the scored queries "

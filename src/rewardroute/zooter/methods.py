@@ -26,9 +26,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from .labels import soft_labels
 
 METHODS = ("zooter", "regression", "mf", "knn")  # the order also breaks ties in `auto`
 CHOICES = (*METHODS, "auto")
+# the abstain margin of a router that should not route: the whole min-max-normalised score range
+FALLBACK_MARGIN = 1.0
 
 
 def ridge_map(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
@@ -99,14 +102,15 @@ def methods_to_try(method: str) -> tuple[str, ...]:
 
 
 def abstain(probs: np.ndarray, column: int, margin: float, temperature: float) -> np.ndarray:
-    """Favour the best single model: its probability times exp(margin / T), renormalised. For
-    p = softmax(score / T) this adds `margin` to its predicted score, so argmax leaves the best
-    single model only when another model is predicted better by more than `margin`."""
+    """Favour the best single model: its probability times exp(margin / T), renormalised (in
+    log space: no overflow at large margins). For p = softmax(score / T) this adds `margin` to
+    its predicted score, so argmax leaves the best single model only when another model is
+    predicted better by more than `margin`."""
     if margin <= 0:
         return probs
-    p = np.array(probs, dtype=np.float64, copy=True)
-    p[:, column] *= np.exp(margin / temperature)
-    return p / p.sum(axis=1, keepdims=True)
+    z = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-300, None))
+    z[:, column] += margin / temperature
+    return soft_labels(z, 1.0)
 
 
 def decisions(probs: np.ndarray, order: np.ndarray, margins: Iterable[float], candidates: Iterable[int | None],

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..router import ExpertRouter, RouterConfig, fit_router
 from ..router.embedding_cache import cached_embed
 from ..router.head_fit import fit_linear_head, is_linear_head
-from .methods import decisions, linear_map, methods_to_try, param_grid
+from .methods import FALLBACK_MARGIN, decisions, linear_map, methods_to_try, param_grid
 from .labels import (Normalizer, ScoreTable, cluster_tags, default_k, hard_labels, kmeans, soft_labels,
                      tag_enhance)
 from .route import KIND, KnnMemory, ZooterRouter, unit_rows
@@ -163,7 +163,15 @@ def select_hyperparameters(data: PreparedData, config: ZooterConfig, backbone: B
     hyperparameters, the candidate count and the abstain margin. The objective is the mean raw
     score of the argmax model on the held-out inner folds. Ties keep the first setting tried
     (methods in METHODS order; within zooter the larger L2 and the smaller kNN weight; all
-    candidates and margin 0 first)."""
+    candidates and margin 0 first).
+
+    Guard (`config.guard_se`): the winner's out-of-fold gain over the best single model (of
+    each inner training part) is averaged over the training queries; unless it exceeds
+    `guard_se` standard errors, the router falls back to the best single model: the abstain
+    margin becomes the whole normalised score range (FALLBACK_MARGIN), so argmax always picks
+    it while p(model | query) keeps its ranking for threshold and cost-aware policies.
+    The winner of a large search is optimistic, and on small or noisy tables a router that
+    cannot show a gain on its own training data should not route."""
     methods = methods_to_try(config.method)
     grids = {m: param_grid(m, config) for m in methods}
     if "zooter" in grids:  # ties to the larger L2 and the smaller kNN weight
@@ -172,28 +180,36 @@ def select_hyperparameters(data: PreparedData, config: ZooterConfig, backbone: B
     keys = [(m, i, c, g) for m in methods for i in range(len(grids[m])) for c in cands for g in margins]
     if len(keys) == 1:
         m, _, c, g = keys[0]
-        return {"method": m, "params": grids[m][0], "candidates": c, "margin": g, "grid": []}
+        return {"method": m, "params": grids[m][0], "candidates": c, "margin": g, "guard": None, "grid": []}
     n = len(data.scores)
-    totals = dict.fromkeys(keys, 0.0)
+    chosen = {key: np.zeros(n) for key in keys}  # out-of-fold score of the model each setting picks
+    single = np.zeros(n)  # out-of-fold score of the inner training part's best single model
     for fold in kfold(n, config.inner_folds, config.seed + 1):
         tr = np.setdiff1d(np.arange(n), fold)
         order = np.argsort(-data.scores[tr].mean(axis=0), kind="stable")
         test_scores = data.scores[fold]
+        single[fold] = test_scores[:, order[0]]
         for m in methods:
             probs = fold_probs(m, grids[m], data.embeddings[tr], data.scores[tr], [data.tags[i] for i in tr],
                                data.embeddings[fold], config, backbone, data.experts)
             for i, p in enumerate(probs):
                 for (c, g), choice in decisions(p, order, margins, cands, config.labels.temperature).items():
-                    totals[(m, i, c, g)] += float(test_scores[np.arange(len(fold)), choice].sum()) / n
+                    chosen[(m, i, c, g)][fold] = test_scores[np.arange(len(fold)), choice]
+    totals = {key: float(v.mean()) for key, v in chosen.items()}
     best = keys[0]
     for key in keys[1:]:
         if round(totals[key], 12) > round(totals[best], 12):
             best = key
     m, i, c, g = best
+    gain = chosen[best] - single
+    se = float(gain.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    guard = {"gain": float(gain.mean()), "se": se, "fell_back": False}
+    if config.guard_se is not None and gain.mean() <= config.guard_se * se:
+        g, guard["fell_back"] = FALLBACK_MARGIN, True
     grid = [{"method": k[0], **grids[k[0]][k[1]], "candidates": k[2], "margin": k[3], "inner_mean_score": v}
             for k, v in totals.items()]
     return {"method": m, "params": grids[m][i], "candidates": c, "margin": g, "inner_mean_score": totals[best],
-            "grid": grid}
+            "guard": guard, "grid": grid}
 
 
 def best_per_method(grid: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -218,6 +234,7 @@ class TrainReport:
     knn_weight: float  # weight of the kNN estimate (1 for knn, 0 for regression and mf)
     seconds: float
     inner_cv: dict[str, dict[str, Any]] = field(default_factory=dict)  # best inner-CV row per method
+    guard: dict[str, Any] | None = None  # the winner's out-of-fold gain over best single, and the decision
     selection: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -264,6 +281,7 @@ def train_zooter(table: ScoreTable, config: ZooterConfig, *, backbone: Backbone 
         "normalizer": {"how": data.normalizer.how, "shift": data.normalizer.shift, "scale": data.normalizer.scale},
         "knn": {"k": knn_k, "weight": knn_weight, "temperature": temperature},
         "abstain": {"model": best_single, "margin": float(chosen["margin"]), "temperature": temperature},
+        "guard": chosen["guard"],
         "head_l2": head_l2,
         "n_train": len(table.records),
         "skipped": table.skipped,
@@ -292,5 +310,5 @@ def train_zooter(table: ScoreTable, config: ZooterConfig, *, backbone: Backbone 
         zr.meta["strong_quantiles"] = np.quantile(p_strong, np.linspace(0, 1, 101)).tolist()
     report = TrainReport(len(table.records), table.skipped, data.experts, method, params, chosen["candidates"],
                          float(chosen["margin"]), head_l2, float(knn_weight), time.perf_counter() - t0,
-                         best_per_method(chosen["grid"]), chosen["grid"])
+                         best_per_method(chosen["grid"]), chosen["guard"], chosen["grid"])
     return zr, report

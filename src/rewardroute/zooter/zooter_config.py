@@ -73,4 +73,8 @@ class ZooterConfig(BaseModel):
     candidates_grid: list[int] = Field(default_factory=lambda: [2, 5, 10, 20])
     abstain_margin: float | None = Field(default=None, ge=0)
     margin_grid: list[float] = Field(default_factory=lambda: [0.01, 0.02, 0.05, 0.1])
+    # After the search: unless the winner's out-of-fold gain over the best single model exceeds
+    # guard_se standard errors (over the training queries), route everything to the best single
+    # model. None: no guard.
+    guard_se: float | None = Field(default=1.0, ge=0)
     seed: int = 0
