@@ -43,8 +43,7 @@ from rewardroute.bench import command_line, machine, publish, results_dir, updat
 from rewardroute.data.ensure import ensure_built
 from rewardroute.data.readers import read_routing
 from rewardroute.eval import routing_metrics as rm
-from rewardroute.eval.routing_plots import bar_plot
-from rewardroute.io import write_text_atomic
+from rewardroute.io import atomic_path, write_text_atomic
 from rewardroute.zooter.baselines import best_single_index, knn_choice, mlp_scores, select_knn_k
 from rewardroute.zooter.labels import ScoreTable, kmeans, score_table
 from rewardroute.zooter.methods import CHOICES
@@ -345,6 +344,34 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(result: dict[str, Any], out: Path) -> Path:
+    """One panel per table: each method's main metric (gap recovered, APGR for 2 models) ± s.e."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tables = result["tables"]
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 4.2), squeeze=False)
+    for ax, (name, t) in zip(axes[0], tables.items()):
+        metric = t["metrics"][0]
+        rows = [(m, r[metric]) for m, r in t["summary"].items()
+                if m not in ("oracle", "random") and r[metric]["mean"] is not None]
+        ax.barh([m.removeprefix("router:") if m.startswith("router:") else f"{m} (baseline)" for m, _ in rows],
+                [v["mean"] for _, v in rows], xerr=[v["se"] or 0.0 for _, v in rows], capsize=3,
+                color=["#4c72b0" if m.startswith("router:") else "#999999" for m, _ in rows])
+        ax.axvline(0.0, color="black", lw=0.8)
+        ax.invert_yaxis()
+        ax.set_title(f"{name} ({metric})", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"router methods, {result['repeats']} x {result['folds']}-fold CV (± s.e.; grey: baselines)")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
 def main() -> None:
     args = parse()
     torch.set_num_threads(args.threads)
@@ -365,14 +392,7 @@ def main() -> None:
     result["seconds"] = time.perf_counter() - t_start
     md = markdown(result)
     write_text_atomic(results_dir() / f"{args.out}.md", md)
-    values, errors = {}, {}
-    for name, t in results.items():
-        for m, row in t["summary"].items():
-            if m.startswith("router:") or m in ("knn", "mlp"):
-                values[f"{name[:8]}\n{m.removeprefix('router:')}"] = row[t["metrics"][0]]["mean"] or 0.0
-                errors[f"{name[:8]}\n{m.removeprefix('router:')}"] = row[t["metrics"][0]]["se"] or 0.0
-    png = bar_plot(values, results_dir() / f"{args.out}.png", errors=errors, reference=0.0,
-                   ylabel="gap recovered (APGR for 2 models)", title="router methods, repeated CV (± s.e.)")
+    png = plot(result, results_dir() / f"{args.out}.png")
     result["png"] = str(png)
     if args.results_md and not args.quick:
         update_results_section(args.out, md)
