@@ -212,10 +212,21 @@ def select_hyperparameters(data: PreparedData, config: ZooterConfig, backbone: B
             "guard": guard, "grid": grid}
 
 
+def best_rows(grid: list[dict[str, Any]], ignore: Sequence[str] = ()) -> dict[tuple, dict[str, Any]]:
+    """The best inner-CV row for each setting of the fields not in `ignore` (first on ties)."""
+    skip = {"inner_mean_score", *ignore}
+    out: dict[tuple, dict[str, Any]] = {}
+    for row in grid:
+        key = tuple((k, v) for k, v in row.items() if k not in skip)
+        if key not in out or row["inner_mean_score"] > out[key]["inner_mean_score"]:
+            out[key] = row
+    return out
+
+
 def best_per_method(grid: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The best inner-CV row of each method (what `auto` compared)."""
     out: dict[str, dict[str, Any]] = {}
-    for row in grid:
+    for row in best_rows(grid, ["candidates", "margin"]).values():
         if row["method"] not in out or row["inner_mean_score"] > out[row["method"]]["inner_mean_score"]:
             out[row["method"]] = row
     return out
@@ -310,5 +321,7 @@ def train_zooter(table: ScoreTable, config: ZooterConfig, *, backbone: Backbone 
         zr.meta["strong_quantiles"] = np.quantile(p_strong, np.linspace(0, 1, 101)).tolist()
     report = TrainReport(len(table.records), table.skipped, data.experts, method, params, chosen["candidates"],
                          float(chosen["margin"]), head_l2, float(knn_weight), time.perf_counter() - t0,
-                         best_per_method(chosen["grid"]), chosen["guard"], chosen["grid"])
+                         best_per_method(chosen["grid"]), chosen["guard"],
+                         # one row per method setting (its best candidate count and margin)
+                         list(best_rows(chosen["grid"], ["candidates", "margin"]).values()))
     return zr, report
