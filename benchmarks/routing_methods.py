@@ -69,6 +69,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--limit", type=int, default=None, help="only the first N queries of each table")
     ap.add_argument("--no-multi", action="store_true", help="skip the multi-table comparison")
     ap.add_argument("--no-mlp", action="store_true")
+    ap.add_argument("--inner-folds", type=int, default=ZooterConfig().inner_folds,
+                    help="inner CV folds of every router's own selection")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="1 repeat x 2 folds on 120 queries per table")
     ap.add_argument("--out", default="routing_methods")
@@ -144,7 +146,7 @@ def fold_metrics(scores: np.ndarray, choice: np.ndarray, bs: int, p_strong: np.n
 
 
 def run_fold(table: ScoreTable, emb: np.ndarray, tr: np.ndarray, te: np.ndarray, methods: list[str],
-             backbone: Backbone, seed: int, mlp: bool) -> dict[str, Any]:
+             backbone: Backbone, seed: int, mlp: bool, inner_folds: int) -> dict[str, Any]:
     S_tr, S_te = table.scores[tr], table.scores[te]
     bs = best_single_index(S_tr)
     two = S_tr.shape[1] == 2
@@ -155,8 +157,8 @@ def run_fold(table: ScoreTable, emb: np.ndarray, tr: np.ndarray, te: np.ndarray,
         knobs = {"abstain_margin": 0.0, "candidates": len(table.models), "guard_se": None} if plain else {}
         t0 = time.perf_counter()
         with quiet_console():
-            zr, report = train_zooter(subset(table, tr), ZooterConfig(method=method, seed=seed, **knobs),
-                                      backbone=backbone, embeddings=emb[tr])
+            cfg = ZooterConfig(method=method, seed=seed, inner_folds=inner_folds, **knobs)
+            zr, report = train_zooter(subset(table, tr), cfg, backbone=backbone, embeddings=emb[tr])
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         probs = zr.probs_from_embeddings(emb[te])
@@ -224,7 +226,7 @@ def run_table(name: str, table: ScoreTable, emb: np.ndarray, args, methods: list
         for i, te in enumerate(kfold(len(table.records), args.folds, 1000 + rep)):
             tr = np.setdiff1d(np.arange(len(table.records)), te)
             t0 = time.perf_counter()
-            folds.append(run_fold(table, emb, tr, te, methods, backbone, rep, not args.no_mlp))
+            folds.append(run_fold(table, emb, tr, te, methods, backbone, rep, not args.no_mlp, args.inner_folds))
             print(f"[{name}] repeat {rep} fold {i}: {time.perf_counter() - t0:.1f}s "
                   + " ".join(f"{k}={v['gap']:+.3f}" for k, v in folds[-1].items() if v.get("gap") is not None),
                   flush=True, file=sys.stderr)
@@ -277,14 +279,13 @@ def run_multi(tables: dict[str, ScoreTable], embs: dict[str, np.ndarray], args, 
             parts = {n: (np.setdiff1d(np.arange(len(sub[n].records)), splits[n][i]), splits[n][i]) for n in names}
             train_all = concat([subset(sub[n], parts[n][0]) for n in names])
             emb_all = np.vstack([embs[n][parts[n][0]] for n in names])
+            cfg = ZooterConfig(method=method, seed=rep, inner_folds=args.inner_folds)
             with quiet_console():
-                multi, _ = train_zooter(train_all, ZooterConfig(method=method, seed=rep), backbone=backbone,
-                                        embeddings=emb_all)
+                multi, _ = train_zooter(train_all, cfg, backbone=backbone, embeddings=emb_all)
             for n in names:
                 tr, te = parts[n]
                 with quiet_console():
-                    single, _ = train_zooter(subset(sub[n], tr), ZooterConfig(method=method, seed=rep),
-                                             backbone=backbone, embeddings=embs[n][tr])
+                    single, _ = train_zooter(subset(sub[n], tr), cfg, backbone=backbone, embeddings=embs[n][tr])
                 S_te = sub[n].scores[te]
                 bs = best_single_index(sub[n].scores[tr])
                 row = out.setdefault(n, {"single": [], "multi": []})
