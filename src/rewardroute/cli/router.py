@@ -20,6 +20,14 @@ class TagMode(str, Enum):
     none = "none"
 
 
+class Method(str, Enum):
+    auto = "auto"
+    zooter = "zooter"
+    regression = "regression"
+    mf = "mf"
+    knn = "knn"
+
+
 class Norm(str, Enum):
     none = "none"
     minmax = "minmax"
@@ -153,10 +161,14 @@ Examples:
 
   rewardroute router train --data scored.jsonl --out runs/z-hard --hard   # the paper's hard-label ablation
 
-Labels: s(q) = softmax(minmax(scores) / T); with tags, s*(q) = beta*s(q) + (1-beta)*mean of s over queries sharing a tag. --tags auto clusters the query embeddings with k-means (default k about one cluster per 40 queries, 2..32). The head's L2 penalty and the kNN mix are chosen by inner cross-validation unless given. Records missing a score for some model are skipped and counted (--strict: fail with file:line).""")
+  rewardroute router train --data scored.jsonl --out runs/mf --method mf
+
+--method: zooter (KL head on soft labels + kNN, the paper's), regression (ridge on every model's score), mf (model embeddings x query projection, fitted on every model's score), knn; auto (default) picks the method, its settings, the candidate count and the abstain-to-best-single margin with the best inner-CV mean routed score on the training data; if that winner's out-of-fold gain over best-single is under one standard error, every query goes to best-single (--set guard_se=... to change). Labels (zooter): s(q) = softmax(minmax(scores) / T); with tags, s*(q) = beta*s(q) + (1-beta)*mean of s over queries sharing a tag. --tags auto clusters the query embeddings with k-means (default k about one cluster per 40 queries, 2..32). The head's L2 penalty and the kNN mix are chosen by inner cross-validation unless given. Records missing a score for some model are skipped and counted (--strict: fail with file:line).""")
 def train(
     data: Annotated[Path, typer.Option(help="Scored routing records.")] = ...,
     out: Annotated[Path, typer.Option(help="Output router directory.")] = ...,
+    method: Annotated[Optional[Method], typer.Option(help="zooter, regression, mf, knn, or auto (the default): the "
+                                                          "one that wins inner CV on the training data.")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="Softmax temperature on min-max scaled scores.")] = None,
     beta: Annotated[Optional[float], typer.Option(help="Tag-enhancement weight of the query's own label (1 = no tags).")] = None,
     tags: Annotated[Optional[TagMode], typer.Option(help="field: the records' tags; auto: k-means clusters; none.")] = None,
@@ -176,7 +188,7 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one setting: key.sub=value.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the training report as JSON on stdout.")] = False,
 ) -> None:
-    """Train the expert router with the KL loss on tag-enhanced soft labels."""
+    """Train a router over the scored models (--method; default: the inner-CV winner)."""
     with cli_errors():
         from ..config_overrides import apply_overrides, load_config_file, validate_settings
         from ..console import console
@@ -195,6 +207,8 @@ def train(
             labels["normalize"] = normalize.value
         if hard:
             labels["hard"] = True
+        if method is not None or "method" not in cfg:
+            cfg["method"] = (method or Method.auto).value
         for key, value in (("candidates", candidates), ("head_l2", head_l2), ("knn_weight", knn_weight),
                            ("seed", seed)):
             if value is not None:
@@ -212,7 +226,8 @@ def train(
         zr, report = train_zooter(table, zcfg, cache_dir=_cache_dir(cache_dir), train_data=data_identity(data))
         zr.save(out)
         console.print(f"saved router over {len(report.experts)} models to {out} ({report.n_train} queries, "
-                      f"{report.skipped} skipped; head_l2={report.head_l2:g}, knn_weight={report.knn_weight:g}; "
+                      f"{report.skipped} skipped; method={report.method} {report.params}, candidates={report.candidates}, "
+                      f"abstain_margin={report.abstain_margin:g}; "
                       f"{report.seconds:.1f}s)", highlight=False)
         if json_:
             print_json(report.as_dict())

@@ -24,6 +24,7 @@ from ..io import atomic_dir
 from ..router import ExpertRouter, load_router, save_router
 from ..router.embedding_cache import cached_embed
 from .labels import assign_clusters, soft_labels
+from .methods import abstain
 
 MEMORY = "memory.npz"
 KIND = "zooter"
@@ -49,7 +50,8 @@ class KnnMemory:
 
 
 class ZooterRouter:
-    """p(model | query) = (1 - w) * head + w * kNN, over `experts` (the candidate LLMs)."""
+    """p(model | query) = (1 - w) * head + w * kNN over `experts` (the candidate LLMs), then
+    the abstain margin: the best single model's probability times exp(margin / T), renormalised."""
 
     def __init__(self, router: ExpertRouter, memory: KnnMemory | None = None,
                  centroids: np.ndarray | None = None):
@@ -87,6 +89,9 @@ class ZooterRouter:
         if w > 0:
             knn = self.memory.mean_scores(emb, int(self.meta["knn"]["k"]))
             p = (1 - w) * p + w * soft_labels(knn, float(self.meta["knn"]["temperature"]))
+        ab = self.meta.get("abstain") or {}  # absent in routers saved before methods existed
+        if ab.get("margin", 0) > 0 and ab["model"] in self.experts:
+            p = abstain(p, self.experts.index(ab["model"]), float(ab["margin"]), float(ab["temperature"]))
         return p
 
     def probs(self, queries: Sequence[Prompt], cache_dir: str | Path | None = None) -> np.ndarray:

@@ -56,4 +56,25 @@ class ZooterConfig(BaseModel):
     knn_k: int = Field(default=25, ge=1)
     knn_weight: float | None = Field(default=None, ge=0, le=1)
     knn_weights: list[float] = Field(default_factory=lambda: [0.0, 0.5])
+    # Which router (zooter.methods): zooter (the paper's KL head + kNN), regression, mf, knn,
+    # or auto: the one with the best inner-CV mean routed score on the training data.
+    method: Literal["zooter", "regression", "mf", "knn", "auto"] = "zooter"
+    # regression and mf: ridge penalty (relative to the embeddings' scale) and mf's rank;
+    # None: picked by inner CV from the grids.
+    ridge: float | None = Field(default=None, gt=0)
+    ridge_grid: list[float] = Field(default_factory=lambda: [1.0, 3.0, 10.0, 30.0, 100.0])
+    rank: int | None = Field(default=None, ge=1)
+    rank_grid: list[int] = Field(default_factory=lambda: [2, 4, 8])
+    knn_ks: list[int] = Field(default_factory=lambda: [10, 25, 50, 100])  # the knn method's k grid
+    # Against the routing plateau, searched for every method by the same inner CV unless fixed:
+    # route among the best `candidates` models only (`candidates_grid` plus all of them), and
+    # abstain to the best single model unless another is predicted better by more than
+    # `abstain_margin` (in min-max-normalised score units; 0 and `margin_grid` are tried).
+    candidates_grid: list[int] = Field(default_factory=lambda: [2, 5, 10, 20])
+    abstain_margin: float | None = Field(default=None, ge=0)
+    margin_grid: list[float] = Field(default_factory=lambda: [0.01, 0.02, 0.05, 0.1])
+    # After the search: unless the winner's out-of-fold gain over the best single model exceeds
+    # guard_se standard errors (over the training queries), route everything to the best single
+    # model. None: no guard.
+    guard_se: float | None = Field(default=1.0, ge=0)
     seed: int = 0
