@@ -42,6 +42,7 @@ from ..io import atomic_dir
 from ..router import ExpertRouter, RouterConfig, fit_router, one_hot
 from .add_domain import extend_router, new_domain_pairs
 from .base import RewardModel, RewardModelConfig, RewardOutput
+from .end_to_end import TrainedEndToEnd
 from .moe import transformer_layers
 from .reward_trainer import cap_pairs, fit_pairwise
 from .routing import (KeptPrompts, Parts, RoutedRewardModel, RouterSettings, freeze,
@@ -111,7 +112,7 @@ def _quiet():
         yield
 
 
-class _AdapterView(RewardModel):
+class _AdapterView(TrainedEndToEnd, RewardModel):
     """One domain's reward model inside ARLISS (the active adapter plus its head), so that the
     generic pairwise trainer can train and validate it."""
 

@@ -113,10 +113,10 @@ class RewardModel(nn.Module, ABC):
             stats["aux_loss"] = out.aux_loss.item()
         return loss, stats
 
+    @abstractmethod
     def fit(self, train, valid, args, *, resume_dir: Path | None = None):
-        """Train on preference pairs. Architectures made of several parts override this."""
-        from .reward_trainer import fit_pairwise
-        return fit_pairwise(self, train, valid, args, resume_dir=resume_dir, desc=f"train {self.arch}")
+        """Train on preference pairs: end to end (`end_to_end.TrainedEndToEnd`) or part by part
+        (`routing.RoutedRewardModel`)."""
 
     # -- persistence -------------------------------------------------------------------------
     def persisted_keys(self) -> list[str]:

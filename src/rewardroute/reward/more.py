@@ -20,6 +20,7 @@ from pydantic import Field
 from ..backbone import Backbone
 from ..errors import ConfigError
 from .base import RewardModel, RewardModelConfig, RewardOutput
+from .end_to_end import TrainedEndToEnd
 from .moe import MoEFeedForward, upcycle
 from .single import RewardHead
 
@@ -37,7 +38,7 @@ class MoREConfig(RewardModelConfig):
     gate_supervision: float = Field(default=0.1, ge=0)
 
 
-class MoRERewardModel(RewardModel):
+class MoRERewardModel(TrainedEndToEnd, RewardModel):
     arch = "more"
     config_class = MoREConfig
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..backbone import Backbone
 from .base import RewardModel, RewardModelConfig, RewardOutput
+from .end_to_end import TrainedEndToEnd
 
 
 class SingleConfig(RewardModelConfig):
@@ -32,7 +33,7 @@ class RewardHead(nn.Module):
         return self.linear(self.dropout(pooled)).squeeze(-1)
 
 
-class SingleRewardModel(RewardModel):
+class SingleRewardModel(TrainedEndToEnd, RewardModel):
     arch = "single"
     config_class = SingleConfig
 
