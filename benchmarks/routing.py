@@ -404,7 +404,7 @@ def gsm8k(args, data: Path, embed: Embedder) -> dict[str, Any]:
 def calibration_check(table: ScoreTable, emb: np.ndarray, cfg: ZooterConfig, args, backbone) -> list[dict]:
     """Calibrate the threshold for a target strong-model share on the training folds; report
     the share realised on the held-out fold (what a platform team budgets with)."""
-    from rewardroute.zooter.policy import calibrate_threshold
+    from rewardroute.router.policy import calibrate_threshold
 
     out = []
     test_idx = kfold(len(table.records), args.folds, args.seed)[0]

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from rewardroute.data.schemas import RoutingRecord
 from rewardroute.serve.app import create_app
 from rewardroute.serve.config import parse_serve_config
-from rewardroute.serve.routing import PolicySpec
+from rewardroute.router.policy import PolicySpec
 from rewardroute.zooter.labels import score_table
 from rewardroute.zooter.train import train_zooter
 from rewardroute.zooter.zooter_config import ZooterConfig

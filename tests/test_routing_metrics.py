@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rewardroute.eval import routing_metrics as rm
-from rewardroute.zooter.policy import calibrate_threshold, cost_aware_policy, threshold_policy
+from rewardroute.router.policy import calibrate_threshold, cost_aware_policy, threshold_policy
 
 S = np.array([[1.0, 0.0, 0.2],
               [0.0, 1.0, 0.2],

@@ -267,7 +267,7 @@ def route(
         from ..console import console
         from ..errors import ConfigError
         from ..runtime import running_on
-        from ..zooter.policy import cost_aware_policy, cost_vector
+        from ..router.policy import PolicySpec, cost_vector, rank
         from ..zooter.route import ZooterRouter
 
         zr = ZooterRouter.load(router)
@@ -277,21 +277,18 @@ def route(
         cost_map = load_costs(costs) if costs is not None else zr.meta.get("costs")
         if lam > 0 and not cost_map:
             raise ConfigError("--lambda needs costs: give --costs, or train on records with `costs`")
+        cvec = None
         if lam > 0:
             cost_vector(allowed, cost_map)  # every allowed model needs a price
             cvec = np.array([cost_map.get(m, 0.0) for m in zr.experts])
+        policy, threshold = PolicySpec("cost_aware", lam) if lam > 0 else PolicySpec("argmax"), None
+        if strong_share is not None:
+            strong, t = zr.strong_threshold(strong_share)
+            policy, threshold = PolicySpec("threshold", share=strong_share), (zr.experts.index(strong), t)
         with running_on(zr.router, runtime_config(device, precision)):
             probs = zr.probs(query, _cache_dir(cache_dir) if precision == "fp32" else None)
         for q, p in zip(query, probs):
-            masked = np.where(mask, p, -np.inf)
-            if strong_share is not None:
-                strong, threshold = zr.strong_threshold(strong_share)
-                s = zr.experts.index(strong)
-                idx = s if p[s] >= threshold else 1 - s
-            elif lam > 0:
-                idx = int(cost_aware_policy(masked[None, :], cvec, lam)[0])
-            else:
-                idx = int(np.argmax(masked))
+            idx = rank(np.where(mask, p, -np.inf), policy, cvec, threshold)[0]
             dist = {m: float(v) for m, v in sorted(zip(zr.experts, p), key=lambda t: -t[1])}
             if json_:
                 print_json({"query": q, "model": zr.experts[idx], "probs": dist})

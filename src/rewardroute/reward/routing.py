@@ -31,6 +31,7 @@ from ..fingerprint import guard_output, rows_sha256, settings_value
 from ..io import write_jsonl_atomic
 from ..runtime import barrier, is_main_process
 from ..router import RouterTrainingConfig, one_hot
+from ..router.router_trainer import top1_agreement
 from ..training.loop import TrainResult
 from .base import RewardModel, RewardOutput
 from .reward_trainer import cap_pairs
@@ -88,11 +89,11 @@ def on_cached_embeddings(router):
 def routing_metric(targets: torch.Tensor):
     """Top-1 routing accuracy; ties go to the more confident epoch (mean probability of the
     right domain, weighted 1e-3) instead of the first one, which is often undertrained."""
+    top1 = top1_agreement(targets)
     want = targets.argmax(dim=-1)
 
     def metric(probs: torch.Tensor) -> float:
-        right = probs[torch.arange(len(want)), want]
-        return (probs.argmax(dim=-1) == want).float().mean().item() + 1e-3 * right.mean().item()
+        return top1(probs) + 1e-3 * probs[torch.arange(len(want)), want].mean().item()
     return metric
 
 

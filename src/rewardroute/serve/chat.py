@@ -33,7 +33,8 @@ from .breaker import CircuitBreaker
 from .config import ServeConfig
 from .errors import APIError
 from .metrics import ServeMetrics
-from .routing import PolicySpec, QueryRouter, rank, routing_text
+from ..router.policy import PolicySpec, rank
+from .routing import QueryRouter, routing_text
 from .schemas import ChatCompletionRequest
 from .sse import ProxiedStream, SSERewriter, sse_error_event
 from .sticky import ConversationStore

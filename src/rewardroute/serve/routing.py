@@ -13,8 +13,8 @@ Routing text (the documented multi-turn rule):
     restart, so a conversation never bounces between models (the sticky store additionally
     remembers a fallback that happened).
 
-Ranking: the policy functions of `zooter.policy` pick one backend; applying them again with
-the chosen ones masked out gives the fallback order (next best, then the one after).
+Ranking: `router.policy` (the one place routing decisions are made) picks one backend;
+applying it again with the chosen ones masked out gives the fallback order.
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..validation import clean_text
-from ..zooter.policy import argmax_policy, cost_aware_policy, cost_vector
+from ..router.policy import cost_vector
 from .batcher import MicroBatcher
 from .config import RouterSettings
 from .precision import inference
 
-POLICY_ALIASES = {"argmax": "argmax", "cost_aware": "cost_aware", "cost-aware": "cost_aware", "cost": "cost_aware"}
 
 
 # -- the text the router reads ------------------------------------------------------------------
@@ -67,86 +66,6 @@ def routing_text(messages: Sequence[Mapping[str, Any]], *, context_messages: int
         return turns[last][1]
     context = "\n\n".join(f"{role.capitalize()}: {text}" for role, text in turns[max(0, last - context_messages):last])
     return f"{context[-context_chars:]}\n\nUser: {turns[last][1]}"
-
-
-# -- policies -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PolicySpec:
-    name: str  # argmax | cost_aware | threshold
-    lam: float = 0.0
-    share: float | None = None  # threshold: the share of queries like the training ones sent to the strong model
-
-    @property
-    def label(self) -> str:
-        if self.name == "threshold":
-            return f"threshold:{self.share:g}"
-        return f"cost_aware:{self.lam:g}" if self.name == "cost_aware" else self.name
-
-    @classmethod
-    def from_routellm_name(cls, model: str, router_name: str) -> "PolicySpec | None":
-        """RouteLLM's `router-<name>-<threshold>` names, where the number is the share of
-        strong-model calls in [0, 1] (a meaning a platform team can budget with); None when
-        `model` is not such a name. Raises ValueError for a malformed share."""
-        prefix = f"router-{router_name}-"
-        if not model.startswith(prefix):
-            return None
-        text = model[len(prefix):]
-        try:
-            share = float(text)
-        except ValueError:
-            raise ValueError(f"'{text}' in '{model}' is not a share of strong-model calls in [0, 1]") from None
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"the strong-model share in '{model}' must be in [0, 1]")
-        return cls("threshold", share=share)
-
-    @classmethod
-    def parse(cls, text: str | None, default: "PolicySpec") -> "PolicySpec":
-        """'' -> default; 'argmax'; 'cost_aware' (lam from config); 'cost_aware:0.3'.
-        Raises ValueError with a message meant for the client."""
-        if not text:
-            return default
-        name, _, lam_text = text.partition(":")
-        policy = POLICY_ALIASES.get(name.strip().lower())
-        if policy is None:
-            raise ValueError(f"unknown routing policy '{name}'; use argmax or cost_aware[:lambda]")
-        if policy == "argmax":
-            if lam_text:
-                raise ValueError("the argmax policy takes no lambda")
-            return cls("argmax")
-        if not lam_text:
-            return cls("cost_aware", default.lam)
-        try:
-            lam = float(lam_text)
-        except ValueError:
-            raise ValueError(f"lambda must be a number, got '{lam_text}'") from None
-        if not lam >= 0:  # also rejects nan
-            raise ValueError("lambda must be >= 0")
-        return cls("cost_aware", lam)
-
-
-def rank(probs: np.ndarray, policy: PolicySpec, costs: np.ndarray | None = None,
-         threshold: tuple[int, float] | None = None) -> list[int]:
-    """Every column index, best first under the policy: the policy's pick, then its pick among
-    the rest, and so on (the fallback order). `threshold` is (strong column, threshold on its
-    probability) for the threshold policy of two-model routers."""
-    p = np.asarray(probs, dtype=float).reshape(1, -1).copy()
-    if policy.name == "threshold":
-        if threshold is None or p.shape[1] != 2:
-            raise ValueError("a strong-model share needs a router over exactly 2 backends")
-        strong, t = threshold
-        return [strong, 1 - strong] if p[0, strong] >= t else [1 - strong, strong]
-    if policy.name == "cost_aware" and np.isinf(policy.lam):  # always the cheapest: by price
-        return [int(i) for i in np.argsort(np.asarray(costs, dtype=float), kind="stable")]
-    order: list[int] = []
-    for _ in range(p.shape[1]):
-        if policy.name == "cost_aware":
-            i = int(cost_aware_policy(p, costs, policy.lam)[0])
-        else:
-            i = int(argmax_policy(p)[0])
-        order.append(i)
-        p[0, i] = -np.inf
-    return order
 
 
 # -- the router ---------------------------------------------------------------------------------

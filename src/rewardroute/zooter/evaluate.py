@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from ..eval import routing_metrics as rm
 from .baselines import knn_choice, mlp_choice, rmr_choice, select_knn_k
 from .labels import ScoreTable
-from .policy import cost_aware_policy, cost_vector, lambda_grid
+from ..router.policy import cost_aware_policy, cost_vector, lambda_grid
 from .route import ZooterRouter
 
 

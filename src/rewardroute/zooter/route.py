@@ -23,6 +23,7 @@ from ..errors import CheckpointError, ConfigError
 from ..io import atomic_dir
 from ..router import ExpertRouter, load_router, save_router
 from ..router.embedding_cache import cached_embed
+from ..router.policy import threshold_from_quantiles
 from .labels import assign_clusters, soft_labels
 from .methods import abstain
 
@@ -109,10 +110,7 @@ class ZooterRouter:
         q = self.meta.get("strong_quantiles")
         if not q:
             raise ConfigError("a strong-model share needs a router over exactly 2 models")
-        if not 0.0 <= share <= 1.0:
-            raise ConfigError("the strong-model share must be in [0, 1]")
-        threshold = float(np.interp(1.0 - share, np.linspace(0, 1, len(q)), q))
-        return self.meta["best_single"], (-np.inf if share >= 1.0 else np.inf if share <= 0.0 else threshold)
+        return self.meta["best_single"], threshold_from_quantiles(q, share)
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, out: str | Path) -> Path:
