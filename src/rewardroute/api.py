@@ -88,10 +88,6 @@ def load_reward_model(path: str | Path) -> RewardScorer:
 
 def load_router(path: str | Path) -> Router:
     """A `rewardroute router train` output (Zooter), or a saved domain router."""
-    from .router.model import load_router as load_expert_router
-    from .router.model import read_router_meta
-    from .zooter.route import KIND, ZooterRouter
+    from .router.interface import load_any_router
 
-    if read_router_meta(path).get("config", {}).get("meta", {}).get("kind") == KIND:
-        return Router(ZooterRouter.load(path))
-    return Router(load_expert_router(path))
+    return Router(load_any_router(path))

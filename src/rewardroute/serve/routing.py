@@ -87,31 +87,16 @@ class LoadedRouter:
 
 
 def load_expert_router(path: Path, device=None) -> LoadedRouter:
-    """A saved router: a Zooter router (`router train`, with its kNN mix) or a plain
-    ExpertRouter (`save_router`)."""
-    import torch
+    """Any saved router (`router.interface`: a Zooter router with its kNN mix, or a domain
+    router), split for serving into its costly embedding and its cheap head."""
+    from ..router.interface import load_any_router
 
-    from ..router.model import read_router_meta
-
-    meta = read_router_meta(path)
-    if (meta.get("config", {}).get("meta") or {}).get("kind") == "zooter":
-        from ..zooter.route import ZooterRouter
-
-        zr = ZooterRouter.load(path)
-        if device is not None:
-            zr.router.to(device)
-        return LoadedRouter(list(zr.experts), lambda texts: zr.router.embed(texts).float().numpy(),
-                            lambda emb: np.asarray(zr.probs_from_embeddings(emb), dtype=float),
-                            zr.strong_threshold if zr.meta.get("strong_quantiles") else None,
-                            device.type if device is not None else "cpu")
-    from ..router import load_router
-
-    router = load_router(path)
+    router = load_any_router(path)
     if device is not None:
         router.to(device)
-    return LoadedRouter(list(router.experts), lambda texts: router.embed(texts).float(),
-                        lambda emb: router.probs_from_embeddings(torch.as_tensor(emb).float()).numpy().astype(float),
-                        device_type=device.type if device is not None else "cpu")
+    return LoadedRouter(list(router.experts), lambda texts: np.asarray(router.embed(texts), dtype=np.float32),
+                        lambda emb: np.asarray(router.probs_from_embeddings(emb), dtype=float),
+                        router.strong_threshold, device.type if device is not None else "cpu")
 
 
 class _LRU:
@@ -189,7 +174,10 @@ class QueryRouter:
         if self.loaded is None or self.loaded.strong_threshold is None or len(self.backends) != 2:
             raise ValueError("a strong-model share needs a router trained over exactly 2 models "
                              "(`router train` on a two-model table), both served as backends")
-        strong, t = self.loaded.strong_threshold(share)
+        try:
+            strong, t = self.loaded.strong_threshold(share)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
         column = self.experts.index(strong)
         if column not in self.columns:
             raise ValueError(f"the strong model '{strong}' is not a configured backend")

@@ -112,6 +112,15 @@ class ZooterRouter:
             raise ConfigError("a strong-model share needs a router over exactly 2 models")
         return self.meta["best_single"], threshold_from_quantiles(q, share)
 
+    def to(self, device) -> "ZooterRouter":
+        self.router.to(device)
+        return self
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The torch module to place on a device (`runtime.running_on`)."""
+        return self.router
+
     # -- saving ----------------------------------------------------------------------------
     def save(self, out: str | Path) -> Path:
         out = Path(out)
