@@ -53,3 +53,18 @@ def test_a_checkpoint_of_the_wrong_kind_says_what_it_is_and_which_command_takes_
     text = " ".join(res.output.split())
     assert res.exit_code == 2
     assert "is a router (zooter)" in text and "router route" in text and "needs a reward model" in text
+
+
+def test_rm_eval_writes_a_chart_of_the_model_beside_the_baselines(tmp_path, toy_pairs) -> None:
+    from rewardroute.backbone import BackboneConfig
+    from rewardroute.io import write_jsonl_atomic
+    from rewardroute.reward import save_model
+    from rewardroute.reward.single import SingleConfig, SingleRewardModel
+
+    model = save_model(SingleRewardModel.build(SingleConfig(backbone=BackboneConfig(max_length=32))), tmp_path / "rm")
+    write_jsonl_atomic(tmp_path / "pairs.jsonl", toy_pairs)
+    res = runner.invoke(app, ["rm", "eval", "--model", str(model), "--data", str(tmp_path / "pairs.jsonl"),
+                              "--baselines-train", str(tmp_path / "pairs.jsonl"), "--plot", str(tmp_path / "acc.png"),
+                              "--bootstrap", "200"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

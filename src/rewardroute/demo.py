@@ -60,7 +60,8 @@ def run_demo(cfg: DemoConfig, run_cli: RunCommand) -> None:
                  "--epochs", str(cfg.epochs), "--lr", str(cfg.lr)])
         # the baselines are fitted on the whole train split (never the test pairs), as a sceptic would
         run_cli(["rm", "eval", "--model", str(rm_dir), "--data", str(slices["test"]),
-                 "--baselines-train", str(cfg.data / "prefs" / "train.jsonl")])
+                 "--baselines-train", str(cfg.data / "prefs" / "train.jsonl"),
+                 "--plot", str(cfg.out / f"rm-{arch}-accuracy.png")])
 
     console.rule("[bold]3. Zooter: route each query to one of the LLMs")
     router_dir = cfg.out / f"zooter-{cfg.routing_table}"

@@ -136,6 +136,9 @@ def eval_(
     baselines_train: Annotated[Optional[Path], typer.Option(help="Training pairs to fit the length rule and surface-feature baselines on (the train split).")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.", min=100)] = 2000,
     bootstrap_seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option(help="Also write a PNG: the model beside the baselines, with intervals.")] = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Pairwise accuracy (per domain and domain average) with intervals, beside the baselines."""
     with cli_errors():
@@ -146,15 +149,21 @@ def eval_(
         from ..eval.report import print_comparison
         from ..reward.checkpoint import load_model
         from ..reward.reward_trainer import cap_pairs
+        from ..runtime import running_on
 
         pairs = cap_pairs(_read(read_pairs, data, skip_bad), max_pairs, seed=0)
         fitted = fit_baselines(_read(read_pairs, baselines_train, skip_bad)) if baselines_train else None
         rm = load_model(model)
         if soft is not None:
             _set_soft(rm, soft)
-        result = evaluate_reward_model(rm, pairs, batch_size=batch_size, oracle_domain=oracle_domain,
-                                       baselines=fitted,
-                                       intervals=BootstrapConfig(resamples=bootstrap, seed=bootstrap_seed))
+        with running_on(rm, runtime_config(device, precision)):
+            result = evaluate_reward_model(rm, pairs, batch_size=batch_size, oracle_domain=oracle_domain,
+                                           baselines=fitted,
+                                           intervals=BootstrapConfig(resamples=bootstrap, seed=bootstrap_seed))
+        if plot is not None:
+            from ..eval.plots import comparison_bars
+
+            comparison_bars(rm.arch, result, plot, title=f"{rm.arch} on {Path(str(data)).name}: accuracy, 95% intervals")
         if json_:
             print_json(result)
         else:

@@ -357,7 +357,9 @@ def eval_(
         if curve is not None:
             from ..eval.routing_plots import cost_quality_plot
             points = {m: (p["cost"], p["quality"]) for m, p in result["cost_curve"]["models"].items()}
+            refs = {"best single (train)": result["mean_score"]["best_single"], "oracle": result["mean_score"]["oracle"]}
             cost_quality_plot({"router": (curve.cost.tolist(), curve.quality.tolist())}, plot, points=points,
+                              references=refs,
                               xlabel="share of strong-model calls" if curve.kind == "threshold" else "cost per query",
                               title=f"cost-quality ({curve.kind} sweep)")
             console.print(f"cost-quality curve -> {plot}", highlight=False)

@@ -20,7 +20,7 @@ def accuracy_bars(rows: Mapping[str, Mapping[str, float]], path: str | Path, tit
     plt = _plt()
     path = Path(path)
     cols = sorted({k for r in rows.values() for k in r if k not in ("overall", "average")}) + ["average"]
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(cols)), 4))
+    fig, ax = plt.subplots(figsize=(max(7, 1.5 * len(cols)), 4))
     width = 0.8 / max(1, len(rows))
     for i, (name, acc) in enumerate(rows.items()):
         xs = [j + i * width for j in range(len(cols))]
@@ -31,14 +31,23 @@ def accuracy_bars(rows: Mapping[str, Mapping[str, float]], path: str | Path, tit
             err = [[max(0.0, h - lo) for h, (lo, _) in zip(heights, lo_hi)],
                    [max(0.0, hi - h) for h, (_, hi) in zip(heights, lo_hi)]]
         ax.bar(xs, heights, width=width, label=name, yerr=err, capsize=2 if err else 0)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--", label="chance (0.5)")
     ax.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(cols))], cols)
     ax.set_ylim(0, 1)
     ax.set_ylabel("pairwise accuracy")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def comparison_bars(model_name: str, result: Mapping, path: str | Path, title: str) -> Path:
+    """`rm eval`'s result as a chart: the model and each baseline (fitted on the training split,
+    scored on the same pairs) per domain and on the domain average, with 95% intervals."""
+    series = {model_name: result["intervals"], **{f"{b} (baseline)": v for b, v in (result.get("baselines") or {}).items()}}
+    rows = {name: {k: v["estimate"] for k, v in acc.items() if k != "overall"} for name, acc in series.items()}
+    bounds = {name: {k: (v["low"], v["high"]) for k, v in acc.items()} for name, acc in series.items()}
+    return accuracy_bars(rows, path, title=title, intervals=bounds)
