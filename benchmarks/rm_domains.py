@@ -425,6 +425,11 @@ def _best_baseline_average(res: dict[str, Any]) -> float:
 def markdown(out: dict[str, Any]) -> str:
     from rewardroute.eval.report import comparison_markdown, markdown_table
 
+    if any("seeds" not in res for res in out.get("results", {}).values()):
+        return (f"## Router-based reward models (`{out.get('name', 'rm_domains')}`)\n\n"
+                "This result was measured on the earlier prompt-hash split, with one seed and without the fitted "
+                "baselines or intervals; it is not shown. Re-run `python benchmarks/rm_domains.py`.\n")
+
     lines = [f"## Router-based reward models (`{out['name']}`)", "",
              f"`{out['command']}` on the `{out['split']}` split; finished in {out['total_seconds'] / 60:.1f} min "
              f"on {out['machine']['cpus']} shared CPUs. Same pairs and epochs for every architecture of a backbone; "

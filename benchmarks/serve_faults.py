@@ -167,8 +167,11 @@ COLUMNS = ["sent", "answered", "2xx", "4xx", "5xx", "lost", "p50 ms", "p99 ms"]
 def markdown(res: dict) -> str:
     from rewardroute.eval.report import markdown_table
 
+    def ms(v) -> str:  # no latency when nothing was answered with 2xx (all backends down)
+        return "-" if v is None or v != v else str(round(v))
+
     def cells(r: dict) -> dict:
-        return {**{k: r[k] for k in COLUMNS[:6]}, "p50 ms": round(r["p50_ms"]), "p99 ms": round(r["p99_ms"])}
+        return {**{k: r[k] for k in COLUMNS[:6]}, "p50 ms": ms(r["p50_ms"]), "p99 ms": ms(r["p99_ms"])}
 
     rows = {}
     for r in res["faults"]:

@@ -240,4 +240,4 @@ def test_commands_report_bad_files_with_file_and_line(tmp_path: Path) -> None:
     res = runner.invoke(app, ["data", "validate", str(bad)])
     assert res.exit_code != 0 and "invalid UTF-8 (byte 0xe9 at column 56)" in res.output.replace("\n", "")
     with pytest.raises(DataError, match=r":1: invalid UTF-8 \(byte 0xe9"):
-        score_file(None, bad, tmp_path / "scored.jsonl")  # fails on reading, before any model runs
+        score_file(None, bad, tmp_path / "scored.jsonl", model_identity="none")  # fails reading, before any model runs
