@@ -68,3 +68,18 @@ def test_rm_eval_writes_a_chart_of_the_model_beside_the_baselines(tmp_path, toy_
                               "--bootstrap", "200"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rm_train_help_shows_the_defaults_the_settings_really_have() -> None:
+    """The flags default to None (so files and --set can set them); their help shows the value the
+    settings objects will use, and this test keeps the two in step."""
+    from rewardroute.backbone import BackboneConfig
+    from rewardroute.reward.reward_config import RewardTrainingConfig
+
+    cmd = typer.main.get_command(app).commands["rm"].commands["train"]
+    shown = {p.name: p.show_default for p in cmd.params}
+    t, b = RewardTrainingConfig(), BackboneConfig()
+    want = {"epochs": t.epochs, "seed": t.seed, "lr": t.lr, "batch_size": t.batch_size, "grad_accum": t.grad_accum,
+            "device": t.device, "precision": t.precision, "max_length": b.max_length, "pooling": b.pooling,
+            "backbone": b.name_or_path}
+    assert {k: shown[k] for k in want} == {k: str(v) for k, v in want.items()}
