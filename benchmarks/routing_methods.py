@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from rewardroute.backbone import Backbone
-from benchlib.bench import command_line, machine, publish, results_dir, update_results_section
+from benchlib.bench import command_line, machine, publish, results_dir
 from rewardroute.data.ensure import ensure_built
 from rewardroute.data.readers import read_routing
 from rewardroute.eval import routing_metrics as rm
@@ -385,19 +385,16 @@ def main() -> None:
         tables[name] = load_table(data, name, args.limit)
         embs[name] = embed(tables[name].records)
         results[name] = run_table(name, tables[name], embs[name], args, methods, embed.backbone)
-    result: dict[str, Any] = {"repeats": args.repeats, "folds": args.folds, "command": command_line(),
+    result: dict[str, Any] = {"benchmark": "routing_methods", "quick": args.quick, "name": args.out,
+                              "repeats": args.repeats, "folds": args.folds, "command": command_line(),
                               "machine": machine(), "tables": results,
                               "embed_ms_per_query": embed.latency_ms(next(iter(tables.values())))}
     if not args.no_multi and all(n in tables for n in MULTI):
         result["multi"] = run_multi(tables, embs, args, embed.backbone, "auto")
     result["seconds"] = time.perf_counter() - t_start
-    md = markdown(result)
-    write_text_atomic(results_dir() / f"{args.out}.md", md)
     png = plot(result, results_dir() / f"{args.out}.png")
-    result["png"] = str(png)
-    if args.results_md and not args.quick:
-        update_results_section(args.out, md)
-    publish(args.out, result, None)
+    result["png"] = str(png.relative_to(results_dir().parent.parent)) if png.is_absolute() else str(png)
+    publish(args.out, result, None if args.quick or not args.results_md else markdown(result))
 
 
 if __name__ == "__main__":

@@ -190,7 +190,8 @@ def markdown(res: dict) -> str:
 
 def main() -> None:
     args = parse()
-    res = {"command": command_line(), "machine": machine(), "date": time.strftime("%Y-%m-%d"),
+    res = {"benchmark": "serve_faults", "quick": args.quick, "command": command_line(), "machine": machine(),
+           "date": time.strftime("%Y-%m-%d"),
            "clients": args.clients, "requests": args.requests, "alpha": ALPHA, "resilience": RESILIENCE,
            "faults": []}
     prompts = make_prompts(max(args.requests, 64), seed=0)

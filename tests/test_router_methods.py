@@ -249,4 +249,4 @@ def test_quick_benchmark_prints_one_json_object(built_data, tmp_path):
     assert g["random"]["apgr"]["mean"] == 0.5 and g["router:knn"]["apgr"]["mean"] is not None
     assert r["multi"]["shared_models"] and set(r["multi"]["tables"]) == {"alpaca_eval_57", "humaneval"}
     assert Path(r["png"]).read_bytes()[:4] == b"\x89PNG"
-    assert (REPO / "benchmarks" / "results" / "routing_methods_quick.md").exists()
+    assert (REPO / "benchmarks" / "results" / "routing_methods_quick.png").exists()
