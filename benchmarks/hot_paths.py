@@ -145,7 +145,7 @@ def training(pairs: list, steps: int, data: Path) -> dict[str, Any]:
 
 
 def _no_parts():
-    from rewardroute.reward.routing import Parts
+    from rewardroute.reward.routed import Parts
 
     return Parts(None)
 

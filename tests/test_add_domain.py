@@ -17,7 +17,7 @@ from rewardroute.reward.checkpoint import load_model, save_model
 from rewardroute.reward.registry import get_arch
 from rewardroute.reward.reward_config import RewardTrainingConfig
 from rewardroute.reward.reward_trainer import cap_per_domain
-from rewardroute.reward.routing import RouterSettings
+from rewardroute.reward.routed import DomainRouterSettings
 
 OLD = ["math", "safety"]  # two old domains keep the test small
 NEW = "stories"
@@ -34,9 +34,9 @@ def _model(arch: str):
     bb = BackboneConfig(max_length=48)
     cfg = {"backbone": bb, "domains": OLD}
     if arch == "rodos":
-        cfg["router"] = RouterSettings(max_length=48, adapter_epochs=0)
+        cfg["router"] = DomainRouterSettings(max_length=48, adapter_epochs=0)
     else:
-        cfg["router"] = RouterSettings(max_length=48, adapter_epochs=2)
+        cfg["router"] = DomainRouterSettings(max_length=48, adapter_epochs=2)
     return get_arch(arch).build(get_arch(arch).config_class(**cfg))
 
 

@@ -13,7 +13,7 @@ from rewardroute.errors import CheckpointError, ConfigError
 from rewardroute.reward.arliss import ArlissConfig, ArlissRewardModel, adapter_name
 from rewardroute.reward.checkpoint import load_model, save_model
 from rewardroute.reward.reward_config import RewardTrainingConfig
-from rewardroute.reward.routing import RouterSettings
+from rewardroute.reward.routed import DomainRouterSettings
 from rewardroute.reward.single import SingleConfig, SingleRewardModel
 
 from support.toy_data import toy_pairs
@@ -29,7 +29,7 @@ def _pairs():
 def trained(tmp_path_factory):
     pairs = _pairs()
     cfg = ArlissConfig(backbone=SHORT, domains=["chat", "math"], adapter_lr=2e-3,
-                       router=RouterSettings(max_length=16, adapter_epochs=2))
+                       router=DomainRouterSettings(max_length=16, adapter_epochs=2))
     torch.manual_seed(0)
     model = ArlissRewardModel.build(cfg)
     base = {n: p.detach().clone() for n, p in model.peft.named_parameters() if "lora_" not in n}

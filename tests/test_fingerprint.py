@@ -25,7 +25,7 @@ from rewardroute.io import write_jsonl_atomic
 from rewardroute.reward.checkpoint import save_model
 from rewardroute.reward.reward_config import RewardTrainingConfig
 from rewardroute.reward.rodos import RodosConfig, RodosRewardModel
-from rewardroute.reward.routing import RouterSettings
+from rewardroute.reward.routed import DomainRouterSettings
 from rewardroute.reward.single import SingleConfig, SingleRewardModel
 from rewardroute.zooter.collect import CollectConfig, collect_async
 from rewardroute.zooter.score import load_scorer, score_records
@@ -254,7 +254,7 @@ def test_collect_with_another_backend_set_or_settings_stops(tmp_path):
 def test_rodos_parts_of_another_job_are_never_reused(tmp_path):
     pairs = toy_pairs(4)
     cfg = RodosConfig(backbone=BackboneConfig(max_length=32), domains=["chat", "math"],
-                      router=RouterSettings(max_length=32, adapter_epochs=0))
+                      router=DomainRouterSettings(max_length=32, adapter_epochs=0))
     args = RewardTrainingConfig(epochs=1, batch_size=8, lr=1e-4)
     resume = tmp_path / "rm.resume"
     torch.manual_seed(0)

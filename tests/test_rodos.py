@@ -12,7 +12,7 @@ from rewardroute.errors import CheckpointError, ConfigError
 from rewardroute.reward.checkpoint import load_model, save_model
 from rewardroute.reward.reward_config import RewardTrainingConfig
 from rewardroute.reward.rodos import RodosConfig, RodosRewardModel
-from rewardroute.reward.routing import RouterSettings
+from rewardroute.reward.routed import DomainRouterSettings
 from rewardroute.reward.single import SingleRewardModel
 from rewardroute.router import ExpertRouter
 
@@ -28,7 +28,7 @@ def _pairs():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     pairs = _pairs()
-    cfg = RodosConfig(backbone=SHORT, domains=["chat", "math"], router=RouterSettings(max_length=32, adapter_epochs=0))
+    cfg = RodosConfig(backbone=SHORT, domains=["chat", "math"], router=DomainRouterSettings(max_length=32, adapter_epochs=0))
     torch.manual_seed(0)
     model = RodosRewardModel.build(cfg)
     result = model.fit(pairs, pairs[:6], RewardTrainingConfig(epochs=1, batch_size=8, lr=1e-4))
@@ -92,7 +92,7 @@ def test_errors_say_why(trained, tmp_path):
         load_model(out, expect_arch="arliss")
     with pytest.raises(ConfigError, match="have no expert"):
         model.score(["x"], ["y"], domains=["cooking"])
-    cfg = RodosConfig(backbone=SHORT, domains=["chat", "math", "code"], router=RouterSettings(max_length=32))
+    cfg = RodosConfig(backbone=SHORT, domains=["chat", "math", "code"], router=DomainRouterSettings(max_length=32))
     with pytest.raises(ConfigError, match=r"\['code'\] have no training pairs"):
         RodosRewardModel.build(cfg).fit(pairs, [], RewardTrainingConfig(epochs=1))
     # an arliss checkpoint relabelled as rodos

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from rewardroute.serve.app import create_app
 from rewardroute.serve.config import parse_serve_config
-from rewardroute.serve.routing import load_expert_router
+from rewardroute.serve.router_service import load_expert_router
 from support.fake_backends import FakeBackends, url_of
 from support.serve_models import routed_reward_model, serve_models
 

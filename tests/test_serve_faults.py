@@ -26,7 +26,7 @@ from rewardroute.serve.app import create_app
 from rewardroute.serve.config import parse_serve_config
 from benchlib.fault_backend import FaultBackend
 from rewardroute.serve.protocol import SPEC as HTTP_PROTOCOL
-from rewardroute.serve.routing import LoadedRouter
+from rewardroute.serve.router_service import LoadedRouter
 from rewardroute.serve.state import LoadedModels
 from rewardroute.validation import clean_text
 from support.fake_backends import FakeBackends, url_of

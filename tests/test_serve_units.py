@@ -19,7 +19,7 @@ from rewardroute.serve.sse import SSERewriter
 from rewardroute.serve.config import check_paths, load_serve_config, parse_serve_config
 from rewardroute.serve.metrics import Counter, Histogram, ServeMetrics
 from rewardroute.router.policy import PolicySpec, rank
-from rewardroute.serve.routing import routing_text
+from rewardroute.serve.router_service import routing_text
 from rewardroute.serve.sticky import ConversationStore
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import torch
 from ..data.schemas import PreferencePair
 from ..errors import ConfigError
 from ..router import ExpertRouter, fit_router, one_hot
-from .routing import KeptPrompts, RouterSettings, freeze, on_cached_embeddings, part_name, routing_metric
+from .routed import KeptPrompts, DomainRouterSettings, freeze, on_cached_embeddings, part_name, routing_metric
 from ..training.seed import seeded_init
 
 ROUTED_ARCHS = ("rodos", "arliss")
@@ -43,7 +43,7 @@ def new_domain_pairs(model, domain: str, train: Sequence[PreferencePair],
 
 
 def extend_router(router: ExpertRouter, domain: str, kept: KeptPrompts, texts: Sequence[str],
-                  valid_texts: Sequence[str], settings: RouterSettings, seed: int, *,
+                  valid_texts: Sequence[str], settings: DomainRouterSettings, seed: int, *,
                   resume_dir: Path | None = None) -> dict[str, Any]:
     """Append `domain` to the router and fit only its output row (see the module docstring)."""
     if not kept.get("train")[0]:

@@ -45,7 +45,7 @@ from .base import RewardModel, RewardModelConfig, RewardOutput
 from .end_to_end import TrainedEndToEnd
 from .moe import transformer_layers
 from .reward_trainer import cap_pairs, fit_pairwise
-from .routing import (KeptPrompts, Parts, RoutedRewardModel, RouterSettings, freeze,
+from .routed import (KeptPrompts, Parts, RoutedRewardModel, DomainRouterSettings, freeze,
                       on_cached_embeddings, part_name, routing_examples, routing_metric)
 from .single import RewardHead
 from ..training.seed import seeded_init
@@ -65,7 +65,7 @@ class ArlissConfig(RewardModelConfig):
     # LoRA learns at a far higher rate than full fine-tuning (training.lr applies to that).
     # 3e-3 beat 1e-3 by 12 points on chat on the valid split (2 epochs of ~100 pairs).
     adapter_lr: float = Field(default=3e-3, gt=0)
-    router: RouterSettings = Field(default_factory=lambda: RouterSettings(max_length=64))
+    router: DomainRouterSettings = Field(default_factory=lambda: DomainRouterSettings(max_length=64))
 
     @model_validator(mode="after")
     def _router_pooling(self) -> "ArlissConfig":

@@ -27,7 +27,7 @@ from .base import RewardModelConfig
 from .checkpoint import load_model, save_model
 from .reward_trainer import cap_pairs, fit_pairwise
 from .add_domain import extend_router, new_domain_pairs
-from .routing import (KeptPrompts, Parts, RoutedRewardModel, RouterSettings, freeze,
+from .routed import (KeptPrompts, Parts, RoutedRewardModel, DomainRouterSettings, freeze,
                       part_name, routing_examples, routing_metric)
 from .single import SingleConfig, SingleRewardModel
 from ..training.seed import seeded_init
@@ -38,7 +38,7 @@ class RodosConfig(RewardModelConfig):
     head_dropout: float = 0.1
     soft: bool = False  # reward = sum over domains of p(domain | prompt) * reward of that domain's model
     # A frozen backbone: the router is its head, trained on cached prompt embeddings.
-    router: RouterSettings = Field(default_factory=lambda: RouterSettings(max_length=128, adapter_epochs=0))
+    router: DomainRouterSettings = Field(default_factory=lambda: DomainRouterSettings(max_length=128, adapter_epochs=0))
 
 
 class RodosRewardModel(RoutedRewardModel):

@@ -1,7 +1,7 @@
 """The routing proxy behind POST /v1/chat/completions.
 
 1. decide: a backend's own name goes straight to it; `rewardroute[:policy]` asks the router
-   (see `serve.routing` for the routing text) and ranks the backends under the policy; a
+   (see `serve.router_service` for the routing text) and ranks the backends under the policy; a
    conversation id pins the conversation to the backend that answered it first.
 2. forward: the client's JSON goes to the first backend whose circuit breaker lets it through,
    unchanged except for `model`. When a backend fails for good (after its own retries), the
@@ -34,7 +34,7 @@ from .config import ServeConfig
 from .errors import APIError
 from .metrics import ServeMetrics
 from ..router.policy import PolicySpec, rank
-from .routing import QueryRouter, routing_text
+from .router_service import QueryRouter, routing_text
 from .schemas import ChatCompletionRequest
 from .sse import ProxiedStream, SSERewriter, sse_error_event
 from .sticky import ConversationStore

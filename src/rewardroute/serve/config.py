@@ -56,7 +56,7 @@ class RouterSettings(_Section):
     # Router expert name -> backend name, where they differ (e.g. trained on "gpt-4o-mini" data,
     # served by backend "mini"). Experts with no backend are never chosen.
     experts: dict[str, str] = Field(default_factory=dict)
-    # Routing text (see serve.routing.routing_text): the last user turn, after up to
+    # Routing text (see serve.router_service.routing_text): the last user turn, after up to
     # `context_messages` earlier user/assistant messages cut to their last `context_chars`.
     context_messages: int = Field(default=2, ge=0)
     context_chars: int = Field(default=300, ge=0)

@@ -22,7 +22,7 @@ from .config import ServeConfig
 from .health import BackendProber
 from .metrics import ServeMetrics
 from .rewards import RewardService
-from .routing import LoadedRouter, QueryRouter, load_expert_router
+from .router_service import LoadedRouter, QueryRouter, load_expert_router
 from .sticky import ConversationStore
 
 

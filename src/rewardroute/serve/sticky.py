@@ -2,7 +2,7 @@
 
 A bounded LRU with a time-to-live per entry, so memory stays flat however many conversations
 come and go. The store only remembers decisions; the rule that keeps a conversation on one
-backend across workers and restarts is in `serve.routing` (route on the first user turn).
+backend across workers and restarts is in `serve.router_service` (route on the first user turn).
 """
 
 from __future__ import annotations

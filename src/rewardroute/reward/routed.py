@@ -2,7 +2,7 @@
 
 * `RoutedRewardModel`: routes every distinct prompt once, then scores rows grouped by the
   chosen expert and sorted by length (little padding, one expert per batch where possible).
-* `RouterSettings`: how the domain router reads prompts and is trained.
+* `DomainRouterSettings`: how the domain router reads prompts and is trained.
 * Routing prompts kept in the checkpoint (`routing_prompts.jsonl`, a sample per domain) so
   that `add-domain` can refit the router with only the new domain's data.
 * `Parts`: per-part resume state for models trained part by part.
@@ -39,7 +39,7 @@ from .reward_trainer import cap_pairs
 KEPT_PROMPTS = "routing_prompts.jsonl"
 
 
-class RouterSettings(BaseModel):
+class DomainRouterSettings(BaseModel):
     """The domain router: what it reads, its head, and how it trains.
 
     Training has up to two stages. The head stage fits the head on cached prompt embeddings
