@@ -422,6 +422,33 @@ def _best_baseline_average(res: dict[str, Any]) -> float:
 
 # -- reporting -----------------------------------------------------------------------------------
 
+def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The README status rows: each architecture's domain average with its interval, beside the
+    best baseline of each domain, and what the paired interval of the difference says."""
+    rows = []
+    for bb, res in (out.get("results") or {}).items():
+        if "seeds" not in res:
+            continue  # measured before the group-aware split: not shown (see markdown)
+        comp = res["comparison"]
+        models = comp["models"]
+
+        def fig(acc: dict) -> str:
+            a = acc["average"]
+            return f"{a['estimate']:.3f} [{a['low']:.3f}, {a['high']:.3f}]"
+
+        best = {name: fig(v) for name, v in comp["baselines"].items()}
+        seeds = len(res["seeds"])
+        for arch, m in models.items():
+            claims = [m["vs_best_baseline"]["average"]["claim"]]
+            if (m.get("vs_single") or {}).get("average"):
+                claims.append(m["vs_single"]["average"]["claim"])
+            rows.append((f"`{arch}` domain-average test accuracy ({bb}, {res['budget']['train_per_domain']} train "
+                         f"pairs/domain, {seeds} seeds)", fig(m["accuracy"]),
+                         "baselines fitted on train: " + ", ".join(f"{k} {v}" for k, v in best.items()),
+                         "; ".join(claims)))
+    return rows
+
+
 def markdown(out: dict[str, Any]) -> str:
     from rewardroute.eval.report import comparison_markdown, markdown_table
 

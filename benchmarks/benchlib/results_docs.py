@@ -114,8 +114,12 @@ def rm_baseline_rows(res: dict[str, Any]) -> list[Row]:
 
 
 def rm_domains_rows(res: dict[str, Any]) -> list[Row]:
+    """Rows for an rm_domains result from before the group-aware split (no seeds, no intervals):
+    none, since its figures are not comparable to the baselines now reported."""
     rows: list[Row] = []
     for key, part in (res.get("results") or {}).items():
+        if "seeds" not in part:
+            continue
         models = part.get("models") or {}
         if "single" not in models:
             continue
