@@ -59,6 +59,21 @@ def apply_overrides(base: dict[str, Any], sets: list[str] | None) -> dict[str, A
     return base
 
 
+def apply_flags(base: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """Set each dotted key of `flags` whose value is not None (a flag the user gave) on the nested
+    dict `base` (in place) and return it: how every command turns its flags into settings, after
+    the config file and `--set` (flags win)."""
+    for key, value in flags.items():
+        if value is None:
+            continue
+        node = base
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return base
+
+
 def _valid_keys(cls: type[BaseModel], prefix: str = "") -> list[str]:
     """Dotted names a user may set on `cls`, nested settings models included."""
     out = []

@@ -27,22 +27,16 @@ An interrupted run resumes from `<out>.resume/` when started again with the same
 
 
 def _model_and_training(arch: str, config_file: Optional[Path], sets: list[str] | None, **flags):
-    from ..config_overrides import apply_overrides, load_config_file, split_sections
+    from ..config_overrides import apply_flags, apply_overrides, load_config_file, split_sections
     from ..reward.registry import get_arch
     from ..reward.reward_config import RewardTrainingConfig
 
     cfg = apply_overrides(load_config_file(config_file), sets)
-    model_cfg = cfg.setdefault("model", {})
-    train_cfg = cfg.setdefault("training", {})
-    backbone = model_cfg.setdefault("backbone", {})
-    for key, name in (("backbone", "name_or_path"), ("max_length", "max_length"), ("pooling", "pooling")):
-        if flags.get(key) is not None:
-            backbone[name] = flags[key]
-    model_cfg["arch"] = arch
-    for key in ("epochs", "max_pairs", "seed", "lr", "batch_size", "device", "precision", "grad_accum",
-                "gradient_checkpointing"):
-        if flags.get(key) is not None:
-            train_cfg[key] = flags[key]
+    apply_flags(cfg, {"model.arch": arch, "model.backbone.name_or_path": flags.get("backbone"),
+                      "model.backbone.max_length": flags.get("max_length"), "model.backbone.pooling": flags.get("pooling"),
+                      **{f"training.{k}": flags.get(k) for k in ("epochs", "max_pairs", "seed", "lr", "batch_size",
+                                                                 "device", "precision", "grad_accum",
+                                                                 "gradient_checkpointing")}})
     cls = get_arch(arch)
     parts = split_sections(cfg, {"model": cls.config_class, "training": RewardTrainingConfig})
     return cls, parts["model"], parts["training"]
@@ -244,7 +238,7 @@ def add_domain(
 ) -> None:
     """Add a domain to a rodos or arliss model without retraining its existing experts."""
     with cli_errors():
-        from ..config_overrides import apply_overrides, split_sections
+        from ..config_overrides import apply_flags, apply_overrides, split_sections
         from ..console import console
         from ..data.readers import read_pairs
         from ..reward.add_domain import add_domain_to_checkpoint
@@ -253,10 +247,8 @@ def add_domain(
 
         trained = (read_reward_meta(model).get("extra") or {}).get("training", {}).get("args", {})
         cfg = apply_overrides({"training": dict(trained)}, set_)
-        for key, value in (("epochs", epochs), ("max_pairs", max_pairs), ("seed", seed), ("lr", lr),
-                           ("batch_size", batch_size)):
-            if value is not None:
-                cfg["training"][key] = value
+        apply_flags(cfg, {"training.epochs": epochs, "training.max_pairs": max_pairs, "training.seed": seed,
+                          "training.lr": lr, "training.batch_size": batch_size})
         args = split_sections(cfg, {"training": RewardTrainingConfig})["training"]
         pairs = _read(read_pairs, train_file, skip_bad)
         valid = _read(read_pairs, valid_file, skip_bad) if valid_file else []

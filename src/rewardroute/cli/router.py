@@ -190,37 +190,23 @@ def train(
 ) -> None:
     """Train a router over the scored models (--method; default: the inner-CV winner)."""
     with cli_errors():
-        from ..config_overrides import apply_overrides, load_config_file, validate_settings
+        from ..config_overrides import apply_flags, apply_overrides, load_config_file, validate_settings
         from ..console import console
         from ..fingerprint import data_identity
         from ..zooter.train import train_zooter
         from ..zooter.zooter_config import ZooterConfig
 
         cfg: dict[str, Any] = apply_overrides(load_config_file(config), set_)
-        labels = cfg.setdefault("labels", {})
-        for key, value in (("temperature", temperature), ("beta", beta), ("auto_k", auto_k)):
-            if value is not None:
-                labels[key] = value
-        if tags is not None:
-            labels["tags"] = tags.value
-        if normalize is not None:
-            labels["normalize"] = normalize.value
-        if hard:
-            labels["hard"] = True
-        if method is not None or "method" not in cfg:
-            cfg["method"] = (method or Method.auto).value
-        for key, value in (("candidates", candidates), ("head_l2", head_l2), ("knn_weight", knn_weight),
-                           ("seed", seed)):
-            if value is not None:
-                cfg[key] = value
-        if strict:
-            cfg["strict"] = True
-        if models:
-            cfg["models"] = _split(models)
-        if backbone is not None:
-            cfg.setdefault("backbone", {})["name_or_path"] = backbone
-        if epochs is not None:
-            cfg.setdefault("training", {})["epochs"] = epochs
+        if "method" not in cfg:
+            cfg["method"] = Method.auto.value
+        apply_flags(cfg, {
+            "labels.temperature": temperature, "labels.beta": beta, "labels.auto_k": auto_k,
+            "labels.tags": tags.value if tags is not None else None,
+            "labels.normalize": normalize.value if normalize is not None else None,
+            "labels.hard": True if hard else None, "method": method.value if method is not None else None,
+            "candidates": candidates, "head_l2": head_l2, "knn_weight": knn_weight, "seed": seed,
+            "strict": True if strict else None, "models": _split(models) or None,
+            "backbone.name_or_path": backbone, "training.epochs": epochs})
         zcfg = validate_settings(ZooterConfig, cfg)
         table = read_table(data, zcfg.models, zcfg.strict)
         zr, report = train_zooter(table, zcfg, cache_dir=_cache_dir(cache_dir), train_data=data_identity(data))
