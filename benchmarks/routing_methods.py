@@ -313,8 +313,32 @@ def interval(p: dict | None) -> str:
     return f"{p['mean']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]"
 
 
+def targets(result: dict[str, Any]) -> list[str]:
+    """The issue's targets, judged from the figures: AlpacaEval-57 gap >= 0.15 with the paired
+    interval against kNN above 0; GSM8K-2 APGR above kNN's with the paired interval above 0."""
+    out = []
+    checks = (("alpaca_eval_57", "gap", lambda v: v["mean"] is not None and v["mean"] >= 0.15, "gap recovered >= 0.15"),
+              ("gsm8k_2", "apgr", lambda v: True, "APGR above kNN's"))
+    for table, metric, level_ok, what in checks:
+        t = result["tables"].get(table)
+        if not t or metric not in t["metrics"]:
+            continue
+        routers = {m: row[metric] for m, row in t["summary"].items() if m.startswith("router:") and row[metric]["mean"] is not None}
+        if not routers:
+            continue
+        best = max(routers, key=lambda m: routers[m]["mean"])
+        v = routers[best]
+        vs = v.get("vs_knn") or {}
+        above = vs.get("low") is not None and vs["low"] > 0
+        met = level_ok(v) and above
+        out.append(f"- {table}: best method {best}, {metric} {v['mean']:.3f}; vs kNN {interval(vs)}. Target "
+                   f"({what}, paired interval against kNN above 0): **{'met' if met else 'not met'}**.")
+    return out
+
+
 def markdown(result: dict[str, Any]) -> str:
-    lines = [f"Repeated CV ({result['repeats']} x {result['folds']} folds; `{result['command']}`). "
+    lines = [f"## Router methods on repeated cross-validation (`{result.get('name', 'routing_methods')}`)", "", *targets(result), "",
+             f"Repeated CV ({result['repeats']} x {result['folds']} folds; `{result['command']}`). "
              "Gap recovered = (routed - best_single) / (oracle - best_single); APGR for 2-model tables. "
              "± is the standard error over folds; [lo, hi] a 95% paired t interval over folds. "
              f"Route ms/query excludes encoding the query ({result['embed_ms_per_query']:.1f} ms, shared by all).", ""]
