@@ -313,6 +313,29 @@ def interval(p: dict | None) -> str:
     return f"{p['mean']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]"
 
 
+def status_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """README rows: the best router method of each table beside kNN, with the paired interval."""
+    if result.get("name", "routing_methods") != "routing_methods":
+        return []
+    rows = []
+    for table, metric in (("alpaca_eval_57", "gap"), ("gsm8k_2", "apgr")):
+        t = result["tables"].get(table)
+        if not t or metric not in t["metrics"]:
+            continue
+        routers = {m: row[metric] for m, row in t["summary"].items() if m.startswith("router:") and row[metric]["mean"] is not None}
+        if not routers:
+            continue
+        best = max(routers, key=lambda m: routers[m]["mean"])
+        v, knn = routers[best], t["summary"]["knn"][metric]
+        vs = v.get("vs_knn") or {}
+        says = ("higher than kNN" if vs.get("low", 0) > 0 else "lower than kNN" if vs.get("high", 0) < 0
+                else "no difference shown vs kNN")
+        rows.append((f"best router method on {table} ({metric}, {result['repeats']}x{result['folds']}-fold CV)",
+                     f"{best.removeprefix('router:')} {v['mean']:.3f} ± {v['se']:.3f} (s.e., {v['folds']} folds)",
+                     f"kNN {knn['mean']:.3f}", f"{says}: {interval(vs)} (paired over folds)"))
+    return rows
+
+
 def targets(result: dict[str, Any]) -> list[str]:
     """The issue's targets, judged from the figures: AlpacaEval-57 gap >= 0.15 with the paired
     interval against kNN above 0; GSM8K-2 APGR above kNN's with the paired interval above 0."""

@@ -164,6 +164,15 @@ async def run_poison(url: str, bodies: list[bytes], clients: int) -> dict:
 COLUMNS = ["sent", "answered", "2xx", "4xx", "5xx", "lost", "p50 ms", "p99 ms"]
 
 
+def status_rows(res: dict) -> list[tuple[str, str, str, str]]:
+    lost = sum(r["lost"] for r in res["faults"])
+    faults = [r["fault"] for r in res["faults"]]
+    bad_5xx = sum(r["5xx"] for r in res["faults"] if r["fault"] != "all_down")
+    return [("proxy under failing backends (" + ", ".join(faults) + f"; {res['clients']} clients)",
+             f"{lost} lost; {bad_5xx} 5xx outside all_down", "all_down: every request a 5xx, as it should be",
+             "one run per fault, no interval")]
+
+
 def markdown(res: dict) -> str:
     from rewardroute.eval.report import markdown_table
 
