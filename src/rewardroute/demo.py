@@ -70,8 +70,8 @@ def run_demo(cfg: DemoConfig, run_cli: RunCommand) -> None:
              "--train", str(slices["route_train"])])
     run_cli(["router", "route", "--router", str(router_dir), *[a for q in cfg.queries for a in ("--query", q)]])
     serve_yaml = write_serve_config(cfg, [cfg.out / f"rm-{arch}" for arch in cfg.archs])
-    console.print(f"[bold green]done.[/] models in {cfg.out}. Serve the reward models: "
-                  f"`rewardroute serve --config {serve_yaml}`, then\n  curl -s localhost:{cfg.serve_port}/v1/rewards "
+    console.print(f"[bold green]done.[/] models and charts in {cfg.out}. Serve the reward models:", highlight=False)
+    console.print(f"  rewardroute serve --config {serve_yaml}\n  curl -s localhost:{cfg.serve_port}/v1/rewards "
                   f"-H 'content-type: application/json' -d '{{\"model\": \"{cfg.archs[0]}\", \"input\": "
                   f"[{{\"prompt\": \"2+2?\", \"response\": \"4\"}}]}}'", highlight=False, markup=False)
 
