@@ -12,6 +12,7 @@ applies. A setting that cannot work on the device is an error, never a silent fa
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 from collections.abc import Iterator
@@ -122,4 +123,7 @@ def end_processes() -> None:
     """Tear down a multi-process group at the end of a command, so no rank aborts at exit."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
+        # Gloo's worker threads may still hold finished work objects; freeing them while the
+        # interpreter is alive avoids an abort ("terminate called ...") at exit.
+        gc.collect()
         torch.distributed.destroy_process_group()
