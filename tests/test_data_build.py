@@ -438,3 +438,25 @@ def test_cli_stats_and_validate_on_built_data(built) -> None:
     result = runner.invoke(app, ["data", "validate", str(built / "routing/gsm8k_2.jsonl"), "--json"])
     assert result.exit_code == 0
     assert json.loads(result.stdout.strip().splitlines()[-1])["kind"] == "routing"
+
+
+def test_a_folder_built_by_other_builder_code_is_refused_not_used(built, tmp_path) -> None:
+    """A data folder from an older build (say, another split rule) is never measured on silently."""
+    from rewardroute.data.ensure import ensure_built
+    from rewardroute.fingerprint import StaleOutputError
+
+    assert ensure_built(built) == built  # the folder this code built is current
+    old = tmp_path / "old"
+    shutil.copytree(built, old)
+    summary = json.loads((old / "SUMMARY.json").read_text())
+    summary["builder"] = "sha256:" + "0" * 64
+    summary["split"]["rule"] = "split = sha256(rendered prompt text) mod 100: < 80 train"
+    (old / "SUMMARY.json").write_text(json.dumps(summary))
+    before = (old / "prefs" / "train.jsonl").read_bytes()
+    with pytest.raises(StaleOutputError, match=r"(?s)other data-builder code.*< 80 train.*--overwrite"):
+        ensure_built(old)
+    del summary["builder"]  # built before builders were recorded
+    (old / "SUMMARY.json").write_text(json.dumps(summary))
+    with pytest.raises(StaleOutputError, match="not recorded"):
+        ensure_built(old)
+    assert (old / "prefs" / "train.jsonl").read_bytes() == before  # nothing lost

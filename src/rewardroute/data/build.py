@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, DataError, SourceMissingError
+from ..fingerprint import code_identity
 from ..io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from .schemas import PreferencePair, RoutingRecord, render_prompt
 from .sources import DEFAULT_DOMAINS, PAIR_BUILDERS, ROUTING_BUILDERS, Builder, PairBuilder, RoutingBuilder
@@ -115,6 +116,16 @@ def pair_stats(pairs: Sequence[PreferencePair], *, with_all: bool = False) -> di
 
 # ---------------------------------------------------------------- the build
 
+# The modules whose code decides what a build writes (pairs, split, rendering). A data folder
+# built by other code (an older split rule, say) is stale: `ensure_built` refuses it.
+BUILDER_CODE = ("data/build.py", "data/split.py", "data/schemas.py", "data/readers.py", "data/sources")
+
+
+def builder_identity() -> str:
+    """sha256 of the code that builds data folders, recorded in SUMMARY.json as `builder`."""
+    return "sha256:" + code_identity(*BUILDER_CODE)
+
+
 @dataclass
 class BuildReport:
     """What a build produced; `summary()` is SUMMARY.json."""
@@ -153,6 +164,7 @@ class BuildReport:
         counts = self.counts()
         return {
             "rewardroute_version": __version__,
+            "builder": builder_identity(),
             "source_dir": str(self.source_dir),
             "seed": self.seed,
             "domains": list(self.domains),

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..console import console
+from ..fingerprint import StaleOutputError
 
 
 def ensure_built(out: str | Path, source: str | Path | None = None) -> Path:
-    """`out` with `prefs/` and `routing/` in it; runs `data build` when `prefs/train.jsonl` is absent."""
-    out = Path(out)
-    if (out / "prefs" / "train.jsonl").exists():
-        return out
-    from .build import build_dataset, default_source_dir
+    """`out` with `prefs/` and `routing/` in it; runs `data build` when `prefs/train.jsonl` is absent.
 
+    A folder built by other builder code (another split rule, other pairs) is refused, never
+    used silently: results measured on it would not be the ones the code describes."""
+    out = Path(out)
+    from .build import build_dataset, builder_identity, default_source_dir
+
+    if (out / "prefs" / "train.jsonl").exists():
+        check_current(out, builder_identity())
+        return out
     src = Path(source) if source else default_source_dir()
     console.print(f"building data from {src} into {out} ...")
     build_dataset(src, out, warn=lambda m: console.print(f"[yellow]warning:[/] {m}"))
     return out
+
+
+def check_current(out: Path, current: str) -> None:
+    """Raise StaleOutputError unless `out/SUMMARY.json` names `current` as its builder."""
+    summary_path = out / "SUMMARY.json"
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise StaleOutputError(f"{summary_path}: cannot read the build summary ({e}); rebuild with "
+                               f"`rewardroute data build --out {out} --overwrite`") from e
+    built_by = summary.get("builder")
+    if built_by != current:
+        rule = summary.get("split", {}).get("rule", "unknown")
+        raise StaleOutputError(
+            f"{out} was built by other data-builder code (builder {built_by or 'not recorded'}, now {current}; "
+            f"its split rule: {rule}). Results on it would not match this version. Rebuild it with "
+            f"`rewardroute data build --out {out} --overwrite`, or build into a new folder.")
