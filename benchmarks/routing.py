@@ -410,7 +410,7 @@ def calibration_check(table: ScoreTable, emb: np.ndarray, cfg: ZooterConfig, arg
     test_idx = kfold(len(table.records), args.folds, args.seed)[0]
     train_idx = np.setdiff1d(np.arange(len(table.records)), test_idx)
     zr, _ = train_zooter(subset(table, train_idx), cfg, backbone=backbone, embeddings=emb[train_idx])
-    s = zr.experts.index(zr.meta["best_single"])
+    s = zr.experts.index(zr.state.best_single)
     p_train = zr.probs_from_embeddings(emb[train_idx])[:, s]
     p_test = zr.probs_from_embeddings(emb[test_idx])[:, s]
     for target in (0.2, 0.5, 0.8):

@@ -127,7 +127,7 @@ def test_every_method_learns_saves_and_loads(method, backbone, tmp_path):
     table, emb = toy_table(60, 0)
     test_table, test_emb = toy_table(20, 1)
     zr, report = train_zooter(table, ZooterConfig(method=method), backbone=backbone, embeddings=emb)
-    assert zr.meta["method"] == report.method and (method == "auto" or report.method == method)
+    assert zr.state.method == report.method and (method == "auto" or report.method == method)
     choice = np.array([MODELS.index(e) for e in zr.experts])[zr.probs_from_embeddings(test_emb).argmax(axis=1)]
     best = test_table.scores.argmax(axis=1)
     assert (choice == best).all(), (method, report.as_dict())
@@ -250,3 +250,48 @@ def test_quick_benchmark_prints_one_json_object(built_data, tmp_path):
     assert r["multi"]["shared_models"] and set(r["multi"]["tables"]) == {"alpaca_eval_57", "humaneval"}
     assert Path(r["png"]).read_bytes()[:4] == b"\x89PNG"
     assert (REPO / "benchmarks" / "results" / "routing_methods_quick.png").exists()
+
+
+# -- typed settings beside the weights ------------------------------------------------------------
+
+def test_saved_settings_are_typed_and_inference_is_apart_from_labels(backbone, tmp_path):
+    """The kNN temperature is an inference setting of its own: changing it changes routing, while
+    the label temperature (a training record) does not touch inference."""
+    from rewardroute.router.model import read_router_meta
+
+    table, emb = toy_table(60, 0)
+    zr, _ = train_zooter(table, ZooterConfig(method="knn", abstain_margin=0.0), backbone=backbone, embeddings=emb)
+    zr.save(tmp_path / "r")
+    meta = read_router_meta(tmp_path / "r")["config"]["meta"]
+    assert set(meta["inference"]) == {"knn", "abstain", "strong_quantiles"}
+    assert meta["training"]["labels"]["temperature"] == meta["inference"]["knn"]["temperature"] == 0.05
+    before = zr.probs_from_embeddings(emb)
+    zr.state.training.labels.temperature = 5.0
+    assert np.allclose(zr.probs_from_embeddings(emb), before)
+    zr.state.inference.knn.temperature = 5.0  # near-uniform softmax over [0, 1] scores
+    assert zr.probs_from_embeddings(emb).max() < before.max() - 0.3
+
+
+def test_routers_saved_with_the_flat_layout_still_load(backbone, tmp_path):
+    table, emb = toy_table(60, 0)
+    zr, _ = train_zooter(table, ZooterConfig(method="regression", abstain_margin=0.02), backbone=backbone,
+                         embeddings=emb)
+    flat = zr.state.model_dump(mode="json")
+    inference = flat.pop("inference")
+    flat.update(zooter=flat.pop("training"), knn=inference["knn"], abstain=inference["abstain"])
+    zr.router.config.meta = flat
+    old = ZooterRouter(zr.router)
+    assert old.state == zr.state
+    assert np.allclose(old.probs_from_embeddings(emb), zr.probs_from_embeddings(emb))
+
+
+def test_invalid_saved_settings_name_the_field(backbone):
+    from rewardroute.errors import CheckpointError
+
+    table, emb = toy_table(60, 0)
+    zr, _ = train_zooter(table, ZooterConfig(method="knn"), backbone=backbone, embeddings=emb)
+    meta = zr.state.model_dump(mode="json")
+    meta["inference"]["knn"]["k"] = 0
+    zr.router.config.meta = meta
+    with pytest.raises(CheckpointError, match=r"inference\.knn\.k"):
+        ZooterRouter(zr.router)

@@ -58,9 +58,9 @@ def router_dir(files) -> Path:
 def test_saved_router_keeps_models_and_label_settings(router_dir):
     zr = ZooterRouter.load(router_dir)
     assert sorted(zr.experts) == ["generalist", "mathbot", "poet"]
-    assert zr.meta["best_single"] == "generalist"
-    assert zr.meta["zooter"]["labels"]["temperature"] == 0.05 and zr.meta["zooter"]["labels"]["beta"] == 0.3
-    assert zr.meta["costs"]["generalist"] == pytest.approx(0.01)
+    assert zr.state.best_single == "generalist"
+    assert zr.state.training.labels.temperature == 0.05 and zr.state.training.labels.beta == 0.3
+    assert zr.state.costs["generalist"] == pytest.approx(0.01)
 
 
 def test_route_prints_the_choice_and_distribution(router_dir, files):
@@ -134,9 +134,9 @@ def test_train_variants(files, flags):
     assert res.exit_code == 0, res.output
     zr = ZooterRouter.load(out)
     if "--hard" in flags:
-        assert zr.meta["zooter"]["labels"]["hard"] is True
+        assert zr.state.training.labels.hard is True
     else:
-        assert zr.meta["auto_tags_k"] == 2 and zr.centroids.shape[0] == 2
+        assert zr.state.auto_tags_k == 2 and zr.centroids.shape[0] == 2
 
 
 def test_commands_have_help_with_examples():
@@ -154,7 +154,7 @@ def test_strong_share_routing_for_two_models(files, router_dir):
                               "--knn-weight", "0"])
     assert res.exit_code == 0, res.output
     zr = ZooterRouter.load(out)
-    strong = zr.meta["best_single"]
+    strong = zr.state.best_single
     q = "What is 5 plus 7? Compute the sum."
     picks = {}
     for share in (0.0, 1.0):

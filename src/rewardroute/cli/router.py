@@ -260,7 +260,7 @@ def route(
         allowed = _split(only) or zr.experts
         zr.check_models(allowed)
         mask = np.array([m in allowed for m in zr.experts])
-        cost_map = load_costs(costs) if costs is not None else zr.meta.get("costs")
+        cost_map = load_costs(costs) if costs is not None else zr.state.costs
         if lam > 0 and not cost_map:
             raise ConfigError("--lambda needs costs: give --costs, or train on records with `costs`")
         cvec = None
@@ -317,7 +317,7 @@ def eval_(
         from ..zooter.route import ZooterRouter
 
         zr = ZooterRouter.load(router)
-        models = zr.meta["models"]
+        models = zr.state.models
         test = read_table(data, models, strict)
         if not test.records:
             raise ConfigError(f"{data}: no record has a score for every model of the router ({len(models)} models)")
@@ -325,7 +325,7 @@ def eval_(
         test_emb = zr.embed([r.query for r in test.records], cache)
         train = train_emb = None
         if train_data is not None:
-            check_same_data(train_data, zr.meta.get("train_data"))
+            check_same_data(train_data, zr.state.train_data)
             train = read_table(train_data, models, False)
             train_emb = zr.embed([r.query for r in train.records], cache)
         else:

@@ -38,8 +38,8 @@ def model_costs(zr: ZooterRouter, test: ScoreTable, override: Mapping[str, float
     records' `costs` (mean per model)."""
     if override:
         return dict(override)
-    if zr.meta.get("costs"):
-        return dict(zr.meta["costs"])
+    if zr.state.costs:
+        return dict(zr.state.costs)
     c = test.costs()
     return None if c is None else {m: float(v) for m, v in zip(test.models, c.mean(axis=0))}
 
@@ -48,7 +48,7 @@ def cost_curve(zr: ZooterRouter, probs: np.ndarray, test: ScoreTable, costs: Map
                n_lambdas: int = 40) -> CostCurve | None:
     experts = zr.experts
     scores = test.scores[:, _cols(test.models, experts)]
-    strong = zr.meta["best_single"]
+    strong = zr.state.best_single
     if strong not in experts:
         return None
     s = experts.index(strong)
@@ -88,8 +88,8 @@ def evaluate(zr: ZooterRouter, test: ScoreTable, test_emb: np.ndarray, *, train:
     S = test.scores
     probs = zr.probs_from_embeddings(test_emb)
     choice_router = np.array(_cols(models, experts))[probs.argmax(axis=1)]
-    means = zr.meta["train_means"]
-    best = zr.meta["best_single"]
+    means = zr.state.train_means
+    best = zr.state.best_single
     choices: dict[str, np.ndarray] = {"router": choice_router, "best_single": np.full(len(S), models.index(best))}
     extra: dict[str, Any] = {"best_single_model": best, "skipped": test.skipped}
 

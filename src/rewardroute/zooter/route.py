@@ -3,7 +3,8 @@ beside it (training means for best-single, costs, label settings, an optional kN
 
 Directory layout (written atomically):
   config.json, router.safetensors   the ExpertRouter (`router.save_router`); Zooter's settings
-                                    and training statistics live in `config.meta`
+                                    and training statistics live in `config.meta`, typed by
+                                    `zooter_state.ZooterState`
   memory.npz                        kNN memory (normalised training embeddings and scores)
                                     and auto-tag centroids, when used
 """
@@ -13,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -26,9 +25,9 @@ from ..router.embedding_cache import cached_embed
 from ..router.policy import threshold_from_quantiles
 from .labels import assign_clusters, soft_labels
 from .methods import abstain
+from .zooter_state import KIND, ZooterState
 
 MEMORY = "memory.npz"
-KIND = "zooter"
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -61,10 +60,10 @@ class ZooterRouter:
         self.centroids = centroids
         if router.config.meta.get("kind") != KIND:
             raise CheckpointError("this router was not trained by `router train` (no Zooter settings in meta)")
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return self.router.config.meta
+        try:
+            self.state = ZooterState.model_validate(router.config.meta)
+        except ValueError as e:
+            raise CheckpointError(f"this router's Zooter settings are invalid: {e}") from e
 
     @property
     def experts(self) -> list[str]:
@@ -72,7 +71,7 @@ class ZooterRouter:
 
     @property
     def knn_weight(self) -> float:
-        return float(self.meta["knn"]["weight"]) if self.memory is not None else 0.0
+        return self.state.inference.knn.weight if self.memory is not None else 0.0
 
     def check_models(self, names: Sequence[str], what: str = "model") -> None:
         unknown = [n for n in names if n not in self.experts]
@@ -86,13 +85,12 @@ class ZooterRouter:
 
     def probs_from_embeddings(self, emb: np.ndarray) -> np.ndarray:
         p = self.router.probs_from_embeddings(torch.as_tensor(np.asarray(emb, dtype=np.float32))).numpy()
-        w = self.knn_weight
+        w, knn = self.knn_weight, self.state.inference.knn
         if w > 0:
-            knn = self.memory.mean_scores(emb, int(self.meta["knn"]["k"]))
-            p = (1 - w) * p + w * soft_labels(knn, float(self.meta["knn"]["temperature"]))
-        ab = self.meta.get("abstain") or {}  # absent in routers saved before methods existed
-        if ab.get("margin", 0) > 0 and ab["model"] in self.experts:
-            p = abstain(p, self.experts.index(ab["model"]), float(ab["margin"]), float(ab["temperature"]))
+            p = (1 - w) * p + w * soft_labels(self.memory.mean_scores(emb, knn.k), knn.temperature)
+        ab = self.state.inference.abstain  # absent in routers saved before methods existed
+        if ab is not None and ab.margin > 0 and ab.model in self.experts:
+            p = abstain(p, self.experts.index(ab.model), ab.margin, ab.temperature)
         return p
 
     def probs(self, queries: Sequence[Prompt], cache_dir: str | Path | None = None) -> np.ndarray:
@@ -107,10 +105,10 @@ class ZooterRouter:
     def strong_threshold(self, share: float) -> tuple[str, float]:
         """(strong model, threshold on its probability) sending about `share` of queries like the
         training ones to the strong model (two-model routers only)."""
-        q = self.meta.get("strong_quantiles")
+        q = self.state.inference.strong_quantiles
         if not q:
             raise ConfigError("a strong-model share needs a router over exactly 2 models")
-        return self.meta["best_single"], threshold_from_quantiles(q, share)
+        return self.state.best_single, threshold_from_quantiles(q, share)
 
     def to(self, device) -> "ZooterRouter":
         self.router.to(device)
@@ -124,6 +122,7 @@ class ZooterRouter:
     # -- saving ----------------------------------------------------------------------------
     def save(self, out: str | Path) -> Path:
         out = Path(out)
+        self.router.config.meta = self.state.model_dump(mode="json")
         with atomic_dir(out) as tmp:
             save_router(self.router, tmp)
             arrays: dict[str, np.ndarray] = {}
@@ -147,6 +146,7 @@ class ZooterRouter:
                     memory = KnnMemory(data["embeddings"], data["scores"])
                 if "centroids" in data:
                     centroids = data["centroids"]
-        if router.config.meta.get("knn", {}).get("weight", 0) > 0 and memory is None:
+        zr = cls(router, memory, centroids)
+        if zr.state.inference.knn.weight > 0 and memory is None:
             raise CheckpointError(f"{path}: {MEMORY} is missing (this router mixes in kNN)")
-        return cls(router, memory, centroids)
+        return zr

@@ -25,7 +25,8 @@ from ..router.head_fit import fit_linear_head, is_linear_head
 from .methods import FALLBACK_MARGIN, decisions, linear_map, methods_to_try, param_grid
 from .labels import (Normalizer, ScoreTable, cluster_tags, default_k, hard_labels, kmeans, soft_labels,
                      tag_enhance)
-from .route import KIND, KnnMemory, ZooterRouter, unit_rows
+from .route import KnnMemory, ZooterRouter, unit_rows
+from .zooter_state import AbstainSettings, InferenceSettings, KnnSettings, NormalizerState, ZooterState
 from .zooter_config import ZooterConfig
 from ..training.seed import seeded_init
 
@@ -283,26 +284,19 @@ def train_zooter(table: ScoreTable, config: ZooterConfig, *, backbone: Backbone 
     means = table.scores.mean(axis=0)
     costs = table.costs()
     best_single = table.models[int(np.argmax(means))]
-    meta = {
-        "kind": KIND,
-        "method": method,
-        "params": params,
-        "zooter": config.model_dump(mode="json"),
-        "models": table.models,
-        "train_means": {m: float(v) for m, v in zip(table.models, means)},
-        "best_single": best_single,
-        "costs": ({m: float(v) for m, v in zip(table.models, costs.mean(axis=0))} if costs is not None else None),
-        "normalizer": {"how": data.normalizer.how, "shift": data.normalizer.shift, "scale": data.normalizer.scale},
-        "knn": {"k": knn_k, "weight": knn_weight, "temperature": temperature},
-        "abstain": {"model": best_single, "margin": float(chosen["margin"]), "temperature": temperature},
-        "guard": chosen["guard"],
-        "head_l2": head_l2,
-        "n_train": len(table.records),
-        "skipped": table.skipped,
-        "train_data": train_data,
-        "auto_tags_k": None if data.centroids is None else len(data.centroids),
-    }
-    router = new_router(data.experts, config, backbone, meta)
+    state = ZooterState(
+        method=method, params=params, training=config, models=table.models,
+        inference=InferenceSettings(
+            # the label temperature: neighbour scores are softened on the head's target scale
+            knn=KnnSettings(k=knn_k, weight=knn_weight, temperature=temperature),
+            abstain=AbstainSettings(model=best_single, margin=float(chosen["margin"]), temperature=temperature)),
+        train_means={m: float(v) for m, v in zip(table.models, means)},
+        best_single=best_single,
+        costs=({m: float(v) for m, v in zip(table.models, costs.mean(axis=0))} if costs is not None else None),
+        normalizer=NormalizerState(how=data.normalizer.how, shift=data.normalizer.shift, scale=data.normalizer.scale),
+        guard=chosen["guard"], head_l2=head_l2, n_train=len(table.records), skipped=table.skipped,
+        train_data=train_data, auto_tags_k=None if data.centroids is None else len(data.centroids))
+    router = new_router(data.experts, config, backbone, state.model_dump(mode="json"))
     if method == "zooter":
         fit_head(router, embeddings, make_targets(data.scores, data.tags, config, data.normalizer), head_l2, config)
     elif method in ("regression", "mf"):
@@ -321,7 +315,7 @@ def train_zooter(table: ScoreTable, config: ZooterConfig, *, backbone: Backbone 
         # quantiles of p(strong) on the training queries, so that `route --strong-share` can
         # turn a target share of strong-model calls into a threshold
         p_strong = zr.probs_from_embeddings(embeddings)[:, data.experts.index(best_single)]
-        zr.meta["strong_quantiles"] = np.quantile(p_strong, np.linspace(0, 1, 101)).tolist()
+        zr.state.inference.strong_quantiles = np.quantile(p_strong, np.linspace(0, 1, 101)).tolist()
     report = TrainReport(len(table.records), table.skipped, data.experts, method, params, chosen["candidates"],
                          float(chosen["margin"]), head_l2, float(knn_weight), time.perf_counter() - t0,
                          best_per_method(chosen["grid"]), chosen["guard"],
