@@ -153,14 +153,9 @@ def data_digest(args) -> str:
 
 
 def code_digest() -> str:
-    """rewardroute's version and a hash of its source and of this script: a cached part is
-    never reused after the code that made it changed."""
-    import rewardroute
+    from benchlib.bench import code_digest as digest
 
-    h = hashlib.sha256(rewardroute.__version__.encode())
-    for path in sorted(Path(rewardroute.__file__).parent.rglob("*.py")) + [Path(__file__).resolve()]:
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+    return digest(Path(__file__))
 
 
 # -- the three kinds of work, each run in its own process ----------------------------------------

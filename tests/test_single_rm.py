@@ -92,3 +92,21 @@ def test_cap_pairs_is_even_and_deterministic(toy_pairs):
     assert len(capped) == 10
     assert sum(p.domain == "math" for p in capped) == 5
     assert [p.id for p in capped] == [p.id for p in cap_pairs(toy_pairs, 10, seed=1)]
+
+
+def test_balance_length_leaves_length_without_signal() -> None:
+    from rewardroute.data.schemas import PreferencePair
+    from rewardroute.eval.baselines import longer_wins_correct
+    from rewardroute.reward.reward_trainer import balance_length
+
+    # 30 pairs where the longer answer wins, 6 where the shorter one does, 2 ties
+    pairs = [PreferencePair(id=f"l{i}", prompt=f"q{i}", chosen="long " * 5, rejected="s", domain="chat")
+             for i in range(30)]
+    pairs += [PreferencePair(id=f"s{i}", prompt=f"r{i}", chosen="s", rejected="long " * 5, domain="chat")
+              for i in range(6)]
+    pairs += [PreferencePair(id=f"t{i}", prompt=f"t{i}", chosen="ab", rejected="cd", domain="chat") for i in range(2)]
+    assert longer_wins_correct(pairs).mean() > 0.75
+    picked = balance_length(pairs, 20, seed=0)
+    assert len(picked) == 12 and longer_wins_correct(picked).mean() == 0.5  # 6 of each, no ties
+    assert picked == balance_length(pairs, 20, seed=0)
+    assert len(balance_length(pairs, 4, seed=0)) == 4 and len(balance_length(pairs, None, seed=1)) == 12

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import resource
@@ -45,6 +46,17 @@ def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
             "threads": torch.get_num_threads(), "platform": platform.platform(),
             "date": time.strftime("%Y-%m-%d")}
+
+
+def code_digest(script: Path) -> str:
+    """rewardroute's version, a hash of its source and of the benchmark `script`: a cached result
+    is never reused after the code that made it changed."""
+    import rewardroute
+
+    h = hashlib.sha256(rewardroute.__version__.encode())
+    for path in sorted(Path(rewardroute.__file__).parent.rglob("*.py")) + [Path(script).resolve()]:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def command_line() -> str:

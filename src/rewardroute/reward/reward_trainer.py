@@ -47,6 +47,16 @@ def cap_per_domain(pairs: Sequence[PreferencePair], cap: int | None, seed: int) 
     return {d: cap_pairs(v, cap, seed) for d, v in sorted(by.items())}
 
 
+def balance_length(pairs: Sequence[PreferencePair], n: int | None, seed: int) -> list[PreferencePair]:
+    """Up to `n` pairs, as many where the chosen answer is the longer one (in characters) as where
+    it is the shorter one; ties are left out. Length then carries no signal a model could learn
+    in place of the preference (a length-debiasing step; deterministic for a seed)."""
+    longer = [p for p in pairs if len(p.chosen) > len(p.rejected)]
+    shorter = [p for p in pairs if len(p.chosen) < len(p.rejected)]
+    half = min(len(longer), len(shorter)) if n is None else min(n // 2, len(longer), len(shorter))
+    return cap_pairs(longer, half, seed) + cap_pairs(shorter, half, seed)
+
+
 def fit_pairwise(model: RewardModel, train: Sequence[PreferencePair], valid: Sequence[PreferencePair],
                  args: RewardTrainingConfig, *, resume_dir: Path | None = None, desc: str = "rm",
                  use_domains: bool = False, head_prefixes: Sequence[str] = ("head",)) -> TrainResult:

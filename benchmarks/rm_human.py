@@ -1,0 +1,285 @@
+"""Training mixes against human preferences: which data makes a reward model agree with people?
+
+Trains one reward model (`--arch`, default single) per training mix and seed, and scores each on
+four sets: the human domain's valid and test splits, and the five proxy-labelled domains' valid
+and test splits. The mixes (all from the train splits, `--train-per-domain` pairs per domain):
+
+- `today`: the five domains;
+- `today+human`: the five and the human domain;
+- `human only`: the human domain alone, with the pair budget of `today`;
+- `today (chat 1/4)`: the five, with the judge-labelled chat pairs down-weighted to a quarter;
+- `today+human (length-balanced)`: as `today+human`, each domain sampled with as many pairs where
+  the chosen answer is longer as where it is shorter (a length-debiasing step).
+
+Beside every model: "longer wins", the length rule and the surface-feature regression, fitted on
+the train splits only. Intervals are prompt-clustered bootstraps pooled over seeds; differences
+are paired. The *default mix* is chosen on valid only: the best human-valid accuracy among mixes
+whose five-domain valid average is not below the fitted length rule's. The human test split is
+read only to report.
+
+    python benchmarks/rm_human.py                       # 5 mixes x seeds 0,1 (about 1 h on 2 cores)
+    python benchmarks/rm_human.py --seeds 0,1,2         # finished (mix, seed) runs are reused
+    python benchmarks/rm_human.py --quick               # a smoke run in a couple of minutes
+
+Each finished run is cached in runs/rm_human/ under a key of its settings, the data and the code,
+so a rerun never mixes results of other data, code or settings. Prints one JSON object, saves
+benchmarks/results/rm_human.json and a PNG, and writes its section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchlib.bench import code_digest, command_line, machine, peak_rss_mb, publish, results_dir
+
+FIVE = ("chat", "code", "math", "safety", "summarization")
+HUMAN = "human"
+MIXES: dict[str, dict[str, Any]] = {
+    "today": {"domains": FIVE},
+    "today+human": {"domains": (*FIVE, HUMAN)},
+    "human only": {"domains": (HUMAN,), "budget_of": len(FIVE)},
+    "today (chat 1/4)": {"domains": FIVE, "scale": {"chat": 0.25}},
+    "today+human (length-balanced)": {"domains": (*FIVE, HUMAN), "balance_length": True},
+}
+SETS = ("human_valid", "human_test", "five_valid", "five_test")
+
+
+def parse() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("data"), help="built five-domain data (built if missing)")
+    ap.add_argument("--human-data", type=Path, default=Path("data-human"),
+                    help="built human domain (`data build --domains human`; built if missing)")
+    ap.add_argument("--arch", default="single")
+    ap.add_argument("--mixes", default=",".join(MIXES), help="comma list of mixes")
+    ap.add_argument("--backbone", default="all-MiniLM-L6-v2")
+    ap.add_argument("--train-per-domain", type=int, default=80)
+    ap.add_argument("--valid-per-domain", type=int, default=30, help="valid pairs per domain for epoch choice")
+    ap.add_argument("--eval-per-domain", type=int, default=80, help="five-domain valid/test pairs per domain")
+    ap.add_argument("--human-eval", type=int, default=None, help="cap on human valid/test pairs (default all)")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--head-lr", type=float, default=1e-3)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--seeds", default=None, help="training seeds, comma list (default 0,1; --quick: 0)")
+    ap.add_argument("--sample-seed", type=int, default=0)
+    ap.add_argument("--bootstrap", type=int, default=2000)
+    ap.add_argument("--work", type=Path, default=Path("runs/rm_human"), help="cache of finished runs")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default="rm_human")
+    args = ap.parse_args()
+    if args.quick:
+        args.train_per_domain, args.valid_per_domain, args.eval_per_domain, args.human_eval = 6, 4, 6, 24
+        args.epochs, args.max_length, args.bootstrap = 1, 48, 200
+        args.out += "_quick"
+        args.work = args.work.with_name(args.work.name + "_quick")
+    args.seed_list = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1")).split(",") if s.strip()]
+    return args
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+def load(args) -> dict[str, Any]:
+    from rewardroute.data import read_pairs
+    from rewardroute.data.ensure import ensure_built
+    from rewardroute.reward.reward_trainer import cap_pairs, cap_per_domain
+
+    five, human = ensure_built(args.data), ensure_built(args.human_data, domains=[HUMAN])
+    split = lambda name: ([p for p in read_pairs(five / "prefs" / f"{name}.jsonl") if p.domain in FIVE]  # noqa: E731
+                          + [p for p in read_pairs(human / "prefs" / f"{name}.jsonl") if p.domain == HUMAN])
+    train, valid, test = split("train"), split("valid"), split("test")
+    flat = lambda by: [p for d in FIVE if d in by for p in by[d]]  # noqa: E731
+    s = args.sample_seed
+    return {
+        "train_by": {d: [p for p in train if p.domain == d] for d in (*FIVE, HUMAN)},
+        "valid_by": cap_per_domain(valid, args.valid_per_domain, s),
+        "sets": {"human_valid": cap_pairs([p for p in valid if p.domain == HUMAN], args.human_eval, s),
+                 "human_test": cap_pairs([p for p in test if p.domain == HUMAN], args.human_eval, s),
+                 "five_valid": flat(cap_per_domain([p for p in valid if p.domain in FIVE], args.eval_per_domain, s)),
+                 "five_test": flat(cap_per_domain([p for p in test if p.domain in FIVE], args.eval_per_domain, s))},
+        "train": train,
+        "digest": {"five": _summary_digest(five), "human": _summary_digest(human)},
+    }
+
+
+def _summary_digest(folder: Path) -> str:
+    from rewardroute.fingerprint import file_sha256
+
+    return file_sha256(folder / "prefs" / "train.jsonl")[:12] + file_sha256(folder / "prefs" / "test.jsonl")[:12]
+
+
+def mix_pairs(name: str, data: dict[str, Any], args) -> list:
+    """The training pairs of a mix (deterministic for the sample seed)."""
+    from rewardroute.reward.reward_trainer import balance_length, cap_pairs
+
+    spec = MIXES[name]
+    out = []
+    for d in spec["domains"]:
+        n = int(args.train_per_domain * spec.get("budget_of", 1) * spec.get("scale", {}).get(d, 1.0))
+        pool = data["train_by"][d]
+        out += balance_length(pool, n, args.sample_seed) if spec.get("balance_length") else cap_pairs(pool, n,
+                                                                                                      args.sample_seed)
+    return out
+
+
+# -- one run ---------------------------------------------------------------------------------------
+
+def run_key(name: str, seed: int, data: dict[str, Any], args) -> str:
+    from rewardroute.fingerprint import short_key
+
+    settings = {k: getattr(args, k) for k in ("arch", "backbone", "train_per_domain", "valid_per_domain",
+                                              "eval_per_domain", "human_eval", "epochs", "lr", "head_lr",
+                                              "batch_size", "max_length", "sample_seed")}
+    return short_key({"mix": name, "mix_spec": MIXES[name], "seed": seed, "settings": settings,
+                      "data": data["digest"], "code": code_digest(Path(__file__))})
+
+
+def train_and_score(name: str, seed: int, data: dict[str, Any], args) -> dict[str, Any]:
+    from rewardroute.backbone import BackboneConfig
+    from rewardroute.eval.pairwise import pair_correct
+    from rewardroute.reward.registry import get_arch
+    from rewardroute.reward.reward_config import RewardTrainingConfig
+    from rewardroute.reward.reward_trainer import build_for_training
+
+    train = mix_pairs(name, data, args)
+    domains = sorted({p.domain for p in train})
+    valid = [p for d in domains for p in data["valid_by"].get(d, [])]
+    cls = get_arch(args.arch)
+    cfg = cls.config_class(backbone=BackboneConfig(name_or_path=args.backbone, max_length=args.max_length),
+                           domains=domains)
+    model = build_for_training(cls, cfg, seed)
+    targs = RewardTrainingConfig(epochs=args.epochs, lr=args.lr, head_lr=args.head_lr,
+                                 batch_size=args.batch_size, seed=seed)
+    t0 = time.perf_counter()
+    fit = model.fit(train, valid, targs)
+    record: dict[str, Any] = {"mix": name, "seed": seed, "train_pairs": len(train),
+                              "train_by_domain": {d: sum(p.domain == d for p in train) for d in domains},
+                              "train_longer_wins": float(np.mean([len(p.chosen) > len(p.rejected) for p in train])),
+                              "train_seconds": time.perf_counter() - t0, "best_epoch": fit.best_epoch,
+                              "correct": {}}
+    for s in SETS:
+        # a model trained without a set's domains still scores it: the domain-free reward
+        correct, _, _ = pair_correct(model, data["sets"][s])
+        record["correct"][s] = correct.tolist()
+    return record
+
+
+def cached_run(name: str, seed: int, data: dict[str, Any], args) -> dict[str, Any]:
+    from rewardroute.io import write_json_atomic
+
+    path = args.work / f"{run_key(name, seed, data, args)}.json"
+    if path.exists():
+        print(f"reusing {name} seed {seed} ({path})", flush=True)
+        return json.loads(path.read_text())
+    print(f"training {name} seed {seed}", flush=True)
+    record = train_and_score(name, seed, data, args)
+    write_json_atomic(path, record)
+    return record
+
+
+# -- the comparison ----------------------------------------------------------------------------------
+
+def compare(data, runs: dict[str, list[dict]], fitted, args) -> dict[str, Any]:
+    from rewardroute.eval.intervals import BootstrapConfig
+    from rewardroute.eval.pairwise import compare_systems
+
+    out = {}
+    for s in SETS:
+        pairs = data["sets"][s]
+        models = {m: np.array([r["correct"][s] for r in rs]) for m, rs in runs.items()}
+        out[s] = compare_systems(pairs, models, fitted.correct(pairs), reference=next(iter(runs)),
+                                 config=BootstrapConfig(resamples=args.bootstrap))
+    return out
+
+
+def average(comparison: dict, name: str, baseline: bool = False) -> float:
+    row = comparison["baselines"][name] if baseline else comparison["models"][name]["accuracy"]
+    return row["average"]["estimate"]
+
+
+def choose_default(comparisons: dict[str, Any], mixes: list[str]) -> dict[str, Any]:
+    """On valid only: the best human-valid mix among those not below the length rule on the five."""
+    rule = average(comparisons["five_valid"], "length_rule", baseline=True)
+    eligible = [m for m in mixes if average(comparisons["five_valid"], m) >= rule]
+    pool = eligible or mixes
+    best = max(pool, key=lambda m: average(comparisons["human_valid"], m))
+    return {"mix": best, "rule": "best human-valid accuracy among mixes whose five-domain valid average is "
+                                 "not below the fitted length rule's",
+            "length_rule_five_valid": rule, "eligible": eligible,
+            "human_valid": {m: average(comparisons["human_valid"], m) for m in mixes},
+            "five_valid": {m: average(comparisons["five_valid"], m) for m in mixes},
+            "none_eligible": not eligible}
+
+
+def markdown(out: dict[str, Any]) -> str:
+    from rewardroute.eval.report import comparison_markdown
+
+    c = out["comparison"]
+    d = out["default"]
+    lines = [f"## Training mixes against human preferences (`{out['name']}`)", "",
+             f"`{out['command']}` — {out['arch']} on {out['backbone']}, {out['settings']['max_length']} tokens, "
+             f"{out['settings']['epochs']} epochs, {out['settings']['train_per_domain']} train pairs per domain, "
+             f"seeds {', '.join(map(str, out['seeds']))}; baselines fitted on the train splits. "
+             f"Finished in {out['total_seconds'] / 60:.1f} min on {out['machine']['cpus']} CPUs.", "",
+             f"**Default mix, chosen on valid:** `{d['mix']}` ({d['rule']}; length rule on the five valid domains "
+             f"{d['length_rule_five_valid']:.3f}; eligible: {', '.join(d['eligible']) or 'none'}).", ""]
+    for s, title in (("human_test", "Held-out human test"), ("five_test", "Five-domain test"),
+                     ("human_valid", "Human valid (the default is chosen here)")):
+        lines += [f"### {title} ({out['sets'][s]} pairs)", "", comparison_markdown(c[s]), ""]
+    lines.append(f"![human agreement by mix]({Path('results') / out['png']})")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    from rewardroute.eval.baselines import fit_baselines
+    from rewardroute.eval.plots import accuracy_bars
+
+    args = parse()
+    t0 = time.perf_counter()
+    data = load(args)
+    mixes = [m.strip() for m in args.mixes.split(",") if m.strip()]
+    unknown = [m for m in mixes if m not in MIXES]
+    if unknown:
+        raise SystemExit(f"unknown mix {unknown}; choose from {list(MIXES)}")
+    runs = {m: [cached_run(m, seed, data, args) for seed in args.seed_list] for m in mixes}
+    fitted = fit_baselines(data["train"])  # the train splits only
+    comparisons = compare(data, runs, fitted, args)
+    rows = {m: {s: average(comparisons[s], m) for s in SETS} for m in mixes}
+    rows.update({b: {s: average(comparisons[s], b, baseline=True) for s in SETS}
+                 for b in comparisons["human_test"]["baselines"]})
+    png = accuracy_bars({k: {"human test": v["human_test"], "five-domain test": v["five_test"]}
+                         for k, v in rows.items()}, results_dir() / f"{args.out}.png",
+                        title="Agreement with human preferences vs the five proxy-labelled domains (test)")
+    out = {
+        "benchmark": "rm_human", "name": args.out, "arch": args.arch, "backbone": args.backbone,
+        "seeds": args.seed_list, "mixes": {m: MIXES[m] for m in mixes},
+        "settings": {k: getattr(args, k) for k in ("train_per_domain", "valid_per_domain", "eval_per_domain",
+                                                  "human_eval", "epochs", "lr", "head_lr", "batch_size",
+                                                  "max_length", "sample_seed", "bootstrap")},
+        "sets": {s: len(v) for s, v in data["sets"].items()},
+        "sets_by_source": {s: _count(v, "source") for s, v in data["sets"].items()},
+        "data_digest": data["digest"], "accuracy": rows, "comparison": comparisons,
+        "default": choose_default(comparisons, mixes),
+        "runs": {m: [{k: v for k, v in r.items() if k != "correct"} for r in rs] for m, rs in runs.items()},
+        "baselines_fitted": fitted.describe(), "peak_rss_mb": peak_rss_mb(),
+        "total_seconds": time.perf_counter() - t0, "command": command_line(), "machine": machine(),
+        "png": png.name,
+    }
+    publish(args.out, out, None if args.quick else markdown(out))
+
+
+def _count(pairs, field: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in pairs:
+        counts[getattr(p, field)] = counts.get(getattr(p, field), 0) + 1
+    return counts
+
+
+if __name__ == "__main__":
+    main()
