@@ -118,6 +118,10 @@ def test_bad_domains_get_clear_errors(grown):
     assert res.exit_code == 2 and "'poetry' is absent from the training data" in res.output
     res = runner.invoke(app, [*args, "--domain", NEW])
     assert res.exit_code == 2 and f"'{NEW}' is already in this {grown['arch']} model" in res.output
+    res = runner.invoke(app, [*args, "--domain", "poetry", "--device", "tpu"])
+    assert res.exit_code == 2 and "unknown device 'tpu'" in res.output, res.output
+    res = runner.invoke(app, [*args, "--domain", "poetry", "--precision", "fp8"])
+    assert res.exit_code == 2 and "precision" in res.output, res.output
 
 
 def test_add_domain_refuses_other_architectures(tmp_path, grown):

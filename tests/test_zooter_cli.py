@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from rewardroute.cli import app
@@ -166,3 +167,25 @@ def test_strong_share_routing_for_two_models(files, router_dir):
     res = runner.invoke(app, ["router", "route", "--router", str(router_dir), "--query", q,
                               "--strong-share", "0.5"])
     assert res.exit_code == 2 and "exactly 2 models" in res.output
+
+
+def test_device_and_precision_on_every_router_command(router_dir, files, tmp_path):
+    """bf16 embeddings bypass the (fp32) cache both ways; an unavailable device is a user error."""
+    cache = tmp_path / "cache"
+    res = runner.invoke(app, ["router", "train", "--data", str(files["train"]), "--out", str(tmp_path / "r"),
+                              "--cache-dir", str(cache), "--epochs", "20", "--method", "knn",
+                              "--device", "cpu", "--precision", "bf16"])
+    assert res.exit_code == 0, res.output
+    assert not cache.exists()  # bf16 vectors are never cached (nor read from the fp32 cache)
+    res = runner.invoke(app, ["router", "eval", "--router", str(router_dir), "--data", str(files["test"]),
+                              "--cache-dir", str(cache), "--device", "cpu", "--precision", "bf16", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["mean_score"]["router"] > 0.9 and not cache.exists()
+    for cmd in (["train", "--data", str(files["train"]), "--out", str(tmp_path / "x")],
+                ["eval", "--router", str(router_dir), "--data", str(files["test"])]):
+        res = runner.invoke(app, ["router", *cmd, "--device", "cuda"])
+        if not torch.cuda.is_available():
+            assert res.exit_code == 2 and "no CUDA GPU" in res.output, res.output
+        res = runner.invoke(app, ["router", *cmd, "--device", "tpu"])
+        assert res.exit_code == 2 and "unknown device 'tpu'" in res.output, res.output
+    assert not (tmp_path / "x").exists()

@@ -42,6 +42,13 @@ def _model_and_training(arch: str, config_file: Optional[Path], sets: list[str] 
     return cls, parts["model"], parts["training"]
 
 
+# Training's runtime flags (rm train, rm add-domain): None keeps the config's (or the model's) value.
+TrainDevice = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.", show_default="auto")]
+TrainPrecision = Annotated[Optional[str], typer.Option(help="fp32, bf16 or fp16 (CUDA).", show_default="fp32")]
+GradAccum = Annotated[Optional[int], typer.Option(help="Micro-batches per step: the same batch in less memory.",
+                                                  show_default="1")]
+
+
 @app.command(epilog=TRAIN_EPILOG)
 def train(
     arch: Annotated[str, typer.Option(help="Architecture: single, more, rodos, arliss.")] = "single",
@@ -60,9 +67,9 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one setting: section.key=value.")] = None,
     soft: Annotated[bool, typer.Option(help="rodos: weight every domain model's reward by the router's probability.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows (reported) instead of failing.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.", show_default="auto")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="fp32, bf16 or fp16 (CUDA).", show_default="fp32")] = None,
-    grad_accum: Annotated[Optional[int], typer.Option(help="Micro-batches per step: the same batch in less memory.", show_default="1")] = None,
+    device: TrainDevice = None,
+    precision: TrainPrecision = None,
+    grad_accum: GradAccum = None,
     gradient_checkpointing: Annotated[Optional[bool], typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in the backward pass (less memory).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Discard the resume state of an earlier run into OUT and start afresh.")] = False,
 ) -> None:
@@ -235,6 +242,9 @@ def add_domain(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one training setting: training.key=value.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows instead of failing.")] = False,
+    device: TrainDevice = None,
+    precision: TrainPrecision = None,
+    grad_accum: GradAccum = None,
 ) -> None:
     """Add a domain to a rodos or arliss model without retraining its existing experts."""
     with cli_errors():
@@ -248,7 +258,8 @@ def add_domain(
         trained = (read_reward_meta(model).get("extra") or {}).get("training", {}).get("args", {})
         cfg = apply_overrides({"training": dict(trained)}, set_)
         apply_flags(cfg, {"training.epochs": epochs, "training.max_pairs": max_pairs, "training.seed": seed,
-                          "training.lr": lr, "training.batch_size": batch_size})
+                          "training.lr": lr, "training.batch_size": batch_size, "training.device": device,
+                          "training.precision": precision, "training.grad_accum": grad_accum})
         args = split_sections(cfg, {"training": RewardTrainingConfig})["training"]
         pairs = _read(read_pairs, train_file, skip_bad)
         valid = _read(read_pairs, valid_file, skip_bad) if valid_file else []

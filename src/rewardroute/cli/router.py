@@ -187,6 +187,8 @@ def train(
     config: Annotated[Optional[Path], typer.Option(help="YAML/JSON ZooterConfig; flags win over it.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one setting: key.sub=value.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the training report as JSON on stdout.")] = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Train a router over the scored models (--method; default: the inner-CV winner)."""
     with cli_errors():
@@ -209,7 +211,8 @@ def train(
             "backbone.name_or_path": backbone, "training.epochs": epochs})
         zcfg = validate_settings(ZooterConfig, cfg)
         table = read_table(data, zcfg.models, zcfg.strict)
-        zr, report = train_zooter(table, zcfg, cache_dir=_cache_dir(cache_dir), train_data=data_identity(data))
+        zr, report = train_zooter(table, zcfg, cache_dir=_cache_dir(cache_dir), train_data=data_identity(data),
+                                  runtime=runtime_config(device, precision))
         zr.save(out)
         console.print(f"saved router over {len(report.experts)} models to {out} ({report.n_train} queries, "
                       f"{report.skipped} skipped; method={report.method} {report.params}, candidates={report.candidates}, "
@@ -252,7 +255,6 @@ def route(
 
         from ..console import console
         from ..errors import ConfigError
-        from ..runtime import running_on
         from ..router.policy import PolicySpec, cost_vector, rank
         from ..zooter.route import ZooterRouter
 
@@ -271,8 +273,7 @@ def route(
         if strong_share is not None:
             strong, t = zr.strong_threshold(strong_share)
             policy, threshold = PolicySpec("threshold", share=strong_share), (zr.experts.index(strong), t)
-        with running_on(zr.router, runtime_config(device, precision)):
-            probs = zr.probs(query, _cache_dir(cache_dir) if precision == "fp32" else None)
+        probs = zr.probs(query, _cache_dir(cache_dir), runtime_config(device, precision))
         for q, p in zip(query, probs):
             idx = rank(np.where(mask, p, -np.inf), policy, cvec, threshold)[0]
             dist = {m: float(v) for m, v in sorted(zip(zr.experts, p), key=lambda t: -t[1])}
@@ -305,6 +306,8 @@ def eval_(
     strict: Annotated[bool, typer.Option(help="Fail on a record missing a score instead of skipping it.")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache directory.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Router vs best_single, oracle, random, knn, mlp and rmr, with MTR, uplift, APGR, CPT, AUC, AIQ."""
     with cli_errors():
@@ -321,13 +324,13 @@ def eval_(
         test = read_table(data, models, strict)
         if not test.records:
             raise ConfigError(f"{data}: no record has a score for every model of the router ({len(models)} models)")
-        cache = _cache_dir(cache_dir)
-        test_emb = zr.embed([r.query for r in test.records], cache)
+        cache, runtime = _cache_dir(cache_dir), runtime_config(device, precision)
+        test_emb = zr.embed([r.query for r in test.records], cache, runtime)
         train = train_emb = None
         if train_data is not None:
             check_same_data(train_data, zr.state.train_data)
             train = read_table(train_data, models, False)
-            train_emb = zr.embed([r.query for r in train.records], cache)
+            train_emb = zr.embed([r.query for r in train.records], cache, runtime)
         else:
             console.print("[yellow]knn and mlp are left out[/]: give --train (the router's training records)")
         reward = None

@@ -43,9 +43,11 @@ def new_domain_pairs(model, domain: str, train: Sequence[PreferencePair],
 
 
 def extend_router(router: ExpertRouter, domain: str, kept: KeptPrompts, texts: Sequence[str],
-                  valid_texts: Sequence[str], settings: DomainRouterSettings, seed: int, *,
+                  valid_texts: Sequence[str], settings: DomainRouterSettings, args, *,
                   resume_dir: Path | None = None) -> dict[str, Any]:
-    """Append `domain` to the router and fit only its output row (see the module docstring)."""
+    """Append `domain` to the router and fit only its output row (see the module docstring);
+    `args` are the run's training settings (seed, device, precision)."""
+    seed = args.seed
     if not kept.get("train")[0]:
         raise ConfigError("this checkpoint keeps no routing prompts of its domains (routing_prompts.jsonl), "
                           "so its router cannot be extended; retrain it with router.keep_per_domain > 0")
@@ -66,7 +68,7 @@ def extend_router(router: ExpertRouter, domain: str, kept: KeptPrompts, texts: S
         with on_cached_embeddings(router):  # the backbone (and a router adapter) stay fixed
             # no weight decay: it would move the old rows
             result = fit_router(router, t_texts, one_hot(t_labels, router.experts),
-                                settings.training(seed, "head", weight_decay=0.0),
+                                settings.training(args, "head", weight_decay=0.0),
                                 valid_texts=v_texts or None,
                                 valid_targets=one_hot(v_labels, router.experts) if v_texts else None,
                                 metric=routing_metric(one_hot(v_labels, router.experts)) if v_texts else None,

@@ -214,7 +214,7 @@ class ArlissRewardModel(RoutedRewardModel):
     def expert_args(self, args):
         return super().expert_args(args).model_copy(update={"lr": self.config.adapter_lr})
 
-    def fit_router(self, texts, labels, v_texts, v_labels, seed: int, parts: Parts) -> dict[str, Any]:
+    def fit_router(self, texts, labels, v_texts, v_labels, args, parts: Parts) -> dict[str, Any]:
         """The head on cached embeddings, then the LoRA router adapter and the head together."""
         settings = self.config.router
         done = parts.done(ROUTER)
@@ -230,12 +230,12 @@ class ArlissRewardModel(RoutedRewardModel):
             #    the adapter then starts from a head that already routes
             self.router.head.requires_grad_(True)
             with on_cached_embeddings(self.router):
-                result = fit_router(self.router, texts, targets, settings.training(seed, "head"), **valid_kw,
+                result = fit_router(self.router, texts, targets, settings.training(args, "head"), **valid_kw,
                                     resume_dir=parts.loop_dir("router-head"), desc="arliss router head")
             # 2) the router adapter and the head together, on the prompts
             if settings.adapter_epochs > 0:
                 self.peft.set_adapter(ROUTER)  # makes the router adapter trainable
-                result = fit_router(self.router, texts, targets, settings.training(seed, "adapter"), **valid_kw,
+                result = fit_router(self.router, texts, targets, settings.training(args, "adapter"), **valid_kw,
                                     resume_dir=parts.loop_dir(ROUTER), desc="arliss router adapter")
         finally:
             self._settle()
@@ -286,7 +286,7 @@ class ArlissRewardModel(RoutedRewardModel):
         v_texts, _ = routing_examples(v_pairs)
         try:
             router_record = extend_router(self.router, domain, self.kept, texts, v_texts, self.config.router,
-                                          args.seed, resume_dir=parts.loop_dir("router+"))
+                                          args, resume_dir=parts.loop_dir("router+"))
         finally:
             self._settle()
         return {"adapter": record, "router": router_record}

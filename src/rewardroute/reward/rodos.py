@@ -85,7 +85,7 @@ class RodosRewardModel(RoutedRewardModel):
             raise ConfigError("this rodos model has no trained domain models yet: train it (fit) or load one")
 
     # -- training (RoutedRewardModel.fit calls these) ----------------------------------------
-    def fit_router(self, texts, labels, v_texts, v_labels, seed: int, parts: Parts) -> dict[str, Any]:
+    def fit_router(self, texts, labels, v_texts, v_labels, args, parts: Parts) -> dict[str, Any]:
         """The router head on cached prompt embeddings (the backbone stays frozen)."""
         self.experts = nn.ModuleList()  # the domain models follow, in config.domains order
         done = parts.done("router")
@@ -93,7 +93,7 @@ class RodosRewardModel(RoutedRewardModel):
             self.router = load_router(done, backbone=self.router.backbone)
             return {"part": "router", "resumed": True}
         result = fit_router(self.router, texts, one_hot(labels, self.config.domains),
-                            self.config.router.training(seed, "head"),
+                            self.config.router.training(args, "head"),
                             valid_texts=v_texts or None,
                             valid_targets=one_hot(v_labels, self.config.domains) if v_texts else None,
                             metric=routing_metric(one_hot(v_labels, self.config.domains)) if v_texts else None,
@@ -137,7 +137,7 @@ class RodosRewardModel(RoutedRewardModel):
         texts, _ = routing_examples(pairs)
         v_texts, _ = routing_examples(v_pairs)
         router_record = extend_router(self.router, domain, self.kept, texts, v_texts,
-                                      self.config.router, args.seed, resume_dir=parts.loop_dir("router+"))
+                                      self.config.router, args, resume_dir=parts.loop_dir("router+"))
         self.experts.append(model)
         self.config = self.config.model_copy(update={"domains": [*self.config.domains, domain]})
         return {"expert": record, "router": router_record}

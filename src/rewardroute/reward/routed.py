@@ -65,13 +65,16 @@ class DomainRouterSettings(BaseModel):
     head_l2: float = Field(default=0.0, ge=0)
     keep_per_domain: int = Field(default=200, ge=0)  # routing prompts kept for add-domain
 
-    def training(self, seed: int, stage: str = "head", **update) -> RouterTrainingConfig:
+    def training(self, args, stage: str = "head", **update) -> RouterTrainingConfig:
+        """The router's training settings for `stage`, with the run's seed, device and precision
+        (`args`, the reward model's training settings)."""
         if stage == "head":
             epochs, lr, head_lr = self.head_epochs, self.head_lr, None
         else:
             epochs, lr, head_lr = self.adapter_epochs, self.adapter_lr, self.head_lr
         return RouterTrainingConfig(lr=lr, epochs=epochs, batch_size=self.batch_size, head_l2=self.head_l2,
-                                    head_lr=head_lr, seed=seed, **update)
+                                    head_lr=head_lr, seed=args.seed, device=args.device, precision=args.precision,
+                                    **update)
 
 
 @contextmanager
@@ -245,8 +248,9 @@ class RoutedRewardModel(RewardModel):
 
     @abstractmethod
     def fit_router(self, texts: list[str], labels: list[str], valid_texts: list[str], valid_labels: list[str],
-                   seed: int, parts: "Parts") -> dict:
-        """Train the domain router on distinct prompts; returns its history record."""
+                   args, parts: "Parts") -> dict:
+        """Train the domain router on distinct prompts (`args`: the run's training settings, for
+        its seed, device and precision); returns its history record."""
 
     @abstractmethod
     def fit_expert(self, domain: str, train: list[PreferencePair], valid: list[PreferencePair], args,
@@ -281,7 +285,7 @@ class RoutedRewardModel(RewardModel):
         self.kept = KeptPrompts()
         self.kept.add(texts, labels, "train", keep, args.seed)
         self.kept.add(v_texts, v_labels, "valid", keep, args.seed)
-        history = [self.fit_router(texts, labels, v_texts, v_labels, args.seed, parts)]
+        history = [self.fit_router(texts, labels, v_texts, v_labels, args, parts)]
         part_args = self.expert_args(args)
         tr, va = by_domain(train), by_domain(valid)
         for d in self.config.domains:

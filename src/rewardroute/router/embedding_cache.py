@@ -70,3 +70,15 @@ def cached_embed(router, texts: Sequence[Prompt], cache_dir: str | Path | None, 
             with open(tmp, "wb") as f:
                 np.savez(f, hashes=np.array(list(store)), vectors=np.stack(list(store.values())))
     return torch.from_numpy(np.stack([store[h] for h in hashes]).astype(np.float32))
+
+
+def embed_on(router, texts: Sequence[Prompt], cache_dir: str | Path | None, runtime=None) -> np.ndarray:
+    """`cached_embed` with the router placed on `runtime`'s device and precision (a
+    `RuntimeConfig`; None: as it is). The cache holds fp32 vectors only: a bf16/fp16 run neither
+    reads nor writes it, so vectors of two precisions never mix."""
+    if runtime is None:
+        return cached_embed(router, texts, cache_dir).numpy()
+    from ..runtime import running_on
+
+    with running_on(router, runtime):
+        return cached_embed(router, texts, cache_dir if runtime.precision == "fp32" else None).numpy()

@@ -21,7 +21,7 @@ from ..data.schemas import Prompt
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_dir
 from ..router import ExpertRouter, load_router, save_router
-from ..router.embedding_cache import cached_embed
+from ..router.embedding_cache import embed_on
 from ..router.policy import threshold_from_quantiles
 from .labels import assign_clusters, soft_labels
 from .methods import abstain
@@ -80,8 +80,9 @@ class ZooterRouter:
             raise ConfigError(f"unknown {what} {unknown}: this router routes among {known}")
 
     # -- probabilities ----------------------------------------------------------------------
-    def embed(self, queries: Sequence[Prompt], cache_dir: str | Path | None = None) -> np.ndarray:
-        return cached_embed(self.router, queries, cache_dir).numpy()
+    def embed(self, queries: Sequence[Prompt], cache_dir: str | Path | None = None, runtime=None) -> np.ndarray:
+        """Backbone vectors of `queries` (through the cache), on `runtime`'s device and precision."""
+        return embed_on(self.router, queries, cache_dir, runtime)
 
     def probs_from_embeddings(self, emb: np.ndarray) -> np.ndarray:
         p = self.router.probs_from_embeddings(torch.as_tensor(np.asarray(emb, dtype=np.float32))).numpy()
@@ -93,8 +94,8 @@ class ZooterRouter:
             p = abstain(p, self.experts.index(ab.model), ab.margin, ab.temperature)
         return p
 
-    def probs(self, queries: Sequence[Prompt], cache_dir: str | Path | None = None) -> np.ndarray:
-        return self.probs_from_embeddings(self.embed(queries, cache_dir))
+    def probs(self, queries: Sequence[Prompt], cache_dir: str | Path | None = None, runtime=None) -> np.ndarray:
+        return self.probs_from_embeddings(self.embed(queries, cache_dir, runtime))
 
     def clusters(self, emb: np.ndarray) -> list[str] | None:
         """Auto-tag of each query (None when the router was trained without auto tags)."""

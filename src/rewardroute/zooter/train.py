@@ -20,7 +20,7 @@ from ..backbone import Backbone
 from ..console import console
 from ..errors import ConfigError
 from ..router import ExpertRouter, RouterConfig, fit_router
-from ..router.embedding_cache import cached_embed
+from ..router.embedding_cache import embed_on
 from ..router.head_fit import fit_linear_head, is_linear_head
 from .methods import FALLBACK_MARGIN, decisions, linear_map, methods_to_try, param_grid
 from .labels import (Normalizer, ScoreTable, cluster_tags, default_k, hard_labels, kmeans, soft_labels,
@@ -257,17 +257,19 @@ class TrainReport:
 
 def train_zooter(table: ScoreTable, config: ZooterConfig, *, backbone: Backbone | None = None,
                  embeddings: np.ndarray | None = None, cache_dir: str | Path | None = None,
-                 train_data: dict | None = None) -> tuple[ZooterRouter, TrainReport]:
+                 train_data: dict | None = None, runtime=None) -> tuple[ZooterRouter, TrainReport]:
     """Train on `table` (records scored for every model) with `config.method` (`auto`: the
     method that wins the inner cross-validation). Pass `embeddings` ([N, D] frozen backbone
     vectors of the queries, in record order) to skip embedding; else they are computed through
     the cache in `cache_dir`. `train_data` is what the router records about its training file
-    (name and hash, `fingerprint.data_identity`)."""
+    (name and hash, `fingerprint.data_identity`). `runtime` (a `RuntimeConfig`) is where the
+    queries are embedded; the head is fitted on the CPU either way (it is small)."""
     t0 = time.perf_counter()
     backbone = backbone or Backbone.load(config.backbone)
     if embeddings is None:
         probe = new_router(["_"], config, backbone)
-        embeddings = cached_embed(probe, [r.query for r in table.records], cache_dir).numpy()
+        embeddings = embed_on(probe, [r.query for r in table.records], cache_dir, runtime)
+        probe.to("cpu")  # the backbone is shared with the router trained below
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if len(embeddings) != len(table.records):
         raise ConfigError(f"{len(embeddings)} embeddings for {len(table.records)} records")
