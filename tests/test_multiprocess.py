@@ -71,3 +71,43 @@ def test_rm_train_under_torchrun_matches_one_process(tmp_path, toy_pairs) -> Non
     rej2 = load_model(tmp_path / "two").score([p.prompt for p in pairs], [p.rejected for p in pairs])
     assert ((r1 > rej1) == (r2 > rej2)).float().mean() >= 0.9
     assert not (tmp_path / "two.resume").exists()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_rm_score_under_torchrun_shards_and_joins_in_input_order(tmp_path, toy_pairs) -> None:
+    from rewardroute.backbone import BackboneConfig
+    from rewardroute.io import write_jsonl_atomic
+    from rewardroute.reward.checkpoint import save_model
+    from rewardroute.reward.reward_trainer import build_for_training
+    from rewardroute.reward.single import SingleConfig, SingleRewardModel
+
+    model = build_for_training(SingleRewardModel, SingleConfig(backbone=BackboneConfig(max_length=32)), seed=0)
+    save_model(model, tmp_path / "rm")
+    rows = [p.model_dump() for p in toy_pairs[:9]] + [{"prompt": p.prompt, "response": p.chosen} for p in toy_pairs[9:14]]
+    write_jsonl_atomic(tmp_path / "in.jsonl", rows)
+    flags = ["rm", "score", "--model", str(tmp_path / "rm"), "--input", str(tmp_path / "in.jsonl"), "--batch-size", "4"]
+    for name, cmd in (("one", [sys.executable, "-m", "rewardroute"]), ("two", _torchrun("-m", "rewardroute"))):
+        proc = subprocess.run([*cmd, *flags, "--out", str(tmp_path / f"{name}.jsonl")], env=_env(),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{name}: {proc.stdout[-2000:]}{proc.stderr[-3000:]}"
+        assert ("shard 2/2" in proc.stdout + proc.stderr) == (name == "two")  # two processes, one shard each
+    one, two = read_jsonl(tmp_path / "one.jsonl"), read_jsonl(tmp_path / "two.jsonl")
+    assert [r["id"] if "id" in r else r["response"] for r in two] == [r["id"] if "id" in r else r["response"] for r in one]
+    for a, b in zip(one, two):
+        for key in ("reward", "chosen_reward", "rejected_reward"):
+            if key in a:
+                assert abs(a[key] - b[key]) < 1e-4, (key, a[key], b[key])
+    assert not list(tmp_path.glob("two.jsonl.shard*"))  # the shards were joined and removed
+    # a rerun finds the finished output; a rerun with another model is refused, not mixed
+    proc = subprocess.run([*_torchrun("-m", "rewardroute"), *flags, "--out", str(tmp_path / "two.jsonl")], env=_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and read_jsonl(tmp_path / "two.jsonl") == two
+    (tmp_path / "rm" / "note.txt").write_text("another model identity")
+    proc = subprocess.run([*_torchrun("-m", "rewardroute"), *flags, "--out", str(tmp_path / "two.jsonl")], env=_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and "other inputs or settings" in proc.stdout + proc.stderr
+    assert read_jsonl(tmp_path / "two.jsonl") == two  # nothing lost

@@ -106,6 +106,14 @@ def running_on(model: nn.Module, cfg: RuntimeConfig | None = None) -> Iterator[t
         yield acc.device
 
 
+def process_layout() -> tuple[int, int]:
+    """(this process's rank, the number of processes): (0, 1) outside a multi-process launch."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def is_main_process() -> bool:
     """True outside a multi-process launch, and on its rank 0: the one that writes files."""
     dist = torch.distributed

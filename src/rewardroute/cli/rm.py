@@ -179,8 +179,12 @@ Examples:
 
   rewardroute rm score --model runs/rm --input pairs.jsonl --output scored.jsonl
 
+  torchrun --nproc_per_node 4 -m rewardroute rm score --model runs/rm --input big.jsonl --output scored.jsonl
+
 Rows with `prompt` and `response` get a `reward`; preference pairs get `chosen_reward`
 and `rejected_reward`. A re-run after an interruption scores only the rows not yet done.
+Under torchrun / accelerate launch each process scores a contiguous shard (one GPU each) and
+the first joins them in input order: the output is the one a single process writes.
 """)
 def score(
     model: Annotated[Path, typer.Option(help="Reward-model checkpoint directory.")] = ...,
