@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rewardroute"
 # Lower index = lower layer. The root package (version, lazy API exports) and `__main__` stand apart.
 LAYERS = [
     {"errors", "io", "console", "checkpoint", "fingerprint", "validation", "config_overrides", "runtime",
-     "tokenization"},
+     "tokenization", "sharded"},
     {"data", "backbone", "training"},
     {"router", "eval", "backends"},
     {"reward"},

@@ -78,7 +78,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_rm_score_under_torchrun_shards_and_joins_in_input_order(tmp_path, toy_pairs) -> None:
+def test_rm_and_router_score_under_torchrun_shard_and_join_in_input_order(tmp_path, toy_pairs) -> None:
     from rewardroute.backbone import BackboneConfig
     from rewardroute.io import write_jsonl_atomic
     from rewardroute.reward.checkpoint import save_model
@@ -111,3 +111,17 @@ def test_rm_score_under_torchrun_shards_and_joins_in_input_order(tmp_path, toy_p
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0 and "other inputs or settings" in proc.stdout + proc.stderr
     assert read_jsonl(tmp_path / "two.jsonl") == two  # nothing lost
+
+    # router score shards the same way (its records stream through the same join)
+    records = [{"id": str(i), "query": p.prompt, "responses": {"a": p.chosen, "b": p.rejected}}
+               for i, p in enumerate(toy_pairs[:7])]
+    write_jsonl_atomic(tmp_path / "records.jsonl", records)
+    rflags = ["router", "score", "--rm", str(tmp_path / "rm"), "--input", str(tmp_path / "records.jsonl")]
+    for name, cmd in (("r1", [sys.executable, "-m", "rewardroute"]), ("r2", _torchrun("-m", "rewardroute"))):
+        proc = subprocess.run([*cmd, *rflags, "--out", str(tmp_path / f"{name}.jsonl")], env=_env(),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{name}: {proc.stdout[-2000:]}{proc.stderr[-3000:]}"
+    r1, r2 = read_jsonl(tmp_path / "r1.jsonl"), read_jsonl(tmp_path / "r2.jsonl")
+    assert [r["id"] for r in r2] == [str(i) for i in range(7)]
+    for a, b in zip(r1, r2):
+        assert set(a["scores"]) == {"a", "b"} and all(abs(a["scores"][m] - b["scores"][m]) < 1e-4 for m in "ab")

@@ -102,7 +102,7 @@ Examples:
 
   rewardroute router score --rm OpenAssistant/reward-model-deberta-v3-large-v2 --input c.jsonl --out s.jsonl
 
---rm takes a reward model trained by `rewardroute rm train`, or a Hugging Face sequence-classification reward model (hub id or local path). A re-run after an interruption scores only the records not yet done. OUT carries a fingerprint (OUT.fingerprint.json: input hash, reward-model identity); a re-run with another input or reward model stops with an error naming what differs (--overwrite: start afresh).""")
+--rm takes a reward model trained by `rewardroute rm train`, or a Hugging Face sequence-classification reward model (hub id or local path). A re-run after an interruption scores only the records not yet done. OUT carries a fingerprint (OUT.fingerprint.json: input hash, reward-model identity); a re-run with another input or reward model stops with an error naming what differs (--overwrite: start afresh). Under torchrun / accelerate launch each process scores a contiguous shard and the first joins them in input order.""")
 def score(
     rm: Annotated[str, typer.Option("--rm", help="Reward-model directory (ours) or Hugging Face id/path.")] = ...,
     input_: Annotated[Path, typer.Option("--input", help="Routing records with `responses`.")] = ...,

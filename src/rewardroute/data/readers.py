@@ -206,22 +206,28 @@ def validate(schema: type[T], raw: dict[str, Any], *, path: str | Path, line: in
     return obj
 
 
-def read_records(path: str | Path, schema: type[T], *, skip_bad: bool = False,
-                 report: ReadReport | None = None) -> list[T]:
-    """Read and validate every row of `path`. See the module docstring for errors."""
+def iter_records(path: str | Path, schema: type[T], *, skip_bad: bool = False,
+                 report: ReadReport | None = None) -> Iterator[T]:
+    """Validate and yield the rows of `path` one by one (memory stays flat whatever its size)."""
     report = report if report is not None else ReadReport(path=str(path))
-    out: list[T] = []
     for lineno, raw in iter_raw(path):
         try:
             if isinstance(raw, DataError):
                 raise raw
-            out.append(validate(schema, raw, path=path, line=lineno))
+            record = validate(schema, raw, path=path, line=lineno)
         except DataError as err:
             if not skip_bad:
                 raise
             report.note(err)
-    report.kept = len(out)
-    return out
+            continue
+        report.kept += 1
+        yield record
+
+
+def read_records(path: str | Path, schema: type[T], *, skip_bad: bool = False,
+                 report: ReadReport | None = None) -> list[T]:
+    """Read and validate every row of `path`. See the module docstring for errors."""
+    return list(iter_records(path, schema, skip_bad=skip_bad, report=report))
 
 
 def read_pairs(path: str | Path, *, skip_bad: bool = False, report: ReadReport | None = None) -> list[PreferencePair]:

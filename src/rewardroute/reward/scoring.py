@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..console import progress
 from ..data.readers import iter_raw
 from ..data.schemas import Message, render_prompt
 from ..errors import DataError
-from ..fingerprint import StaleOutputError, file_sha256, guard_output, read_fingerprint, sidecar_for, write_fingerprint
-from ..io import CheckpointedJsonl, atomic_path
-from ..runtime import barrier, is_main_process, process_layout
+from ..fingerprint import file_sha256
+from ..io import CheckpointedJsonl
+from ..sharded import chunks_in_range, run_sharded
 from .base import RewardModel
 
 
@@ -64,81 +63,19 @@ def score_file(model: RewardModel, input_path: str | Path, output_path: str | Pa
     Streams: memory holds one chunk of rows, whatever the file's size. Resumable: rows already
     written are kept only when the output's fingerprint (input file hash, `model_identity`,
     `settings` that change the result such as the precision) is this run's; otherwise a
-    `StaleOutputError`, or with `overwrite` a fresh start."""
-    input_path, output_path = Path(input_path), Path(output_path)
+    `StaleOutputError`, or with `overwrite` a fresh start. Under a multi-process launch each
+    process scores a shard (`sharded.run_sharded`)."""
+    input_path = Path(input_path)
     total = sum(1 for _ in _rows(input_path))  # validates every row before anything is written
     fields = {"input_sha256": file_sha256(input_path), "model": model_identity, **(settings or {})}
-    rank, world = process_layout()
-    if world == 1:
-        out = CheckpointedJsonl(output_path)
-        guard_output(out.path, fields, also=[out.partial], overwrite=overwrite)
-        _score_range(model, input_path, out, 0, total, batch_size, chunk)
-        return total
-    if _finished_output(output_path, fields, overwrite):
-        return total
-    start, stop = rank * total // world, (rank + 1) * total // world
-    shard = CheckpointedJsonl(shard_path(output_path, rank, world))
-    guard_output(shard.path, {**fields, "shard": f"{rank} of {world}"}, also=[shard.partial], overwrite=overwrite)
-    _score_range(model, input_path, shard, start, stop, batch_size, chunk, desc=f"scoring (shard {rank + 1}/{world})")
-    barrier()
-    if is_main_process():
-        _join_shards(output_path, world, fields)
-    barrier()
+
+    def work(out: CheckpointedJsonl, first: int, stop: int, advance) -> None:
+        for part in chunks_in_range(_rows(input_path), first, stop, chunk):
+            _score_chunk(model, part, out, batch_size)
+            advance(len(part))
+
+    run_sharded(output_path, fields, total, work, overwrite=overwrite)
     return total
-
-
-def shard_path(output: Path, rank: int, world: int) -> Path:
-    return output.with_name(f"{output.name}.shard{rank}-of-{world}")
-
-
-def _finished_output(output: Path, fields: dict[str, Any], overwrite: bool) -> bool:
-    """Under several processes: True when `output` is already this run's finished result. Every
-    process checks the same files, so all of them stop on a stale output, never only one."""
-    sidecar = sidecar_for(output)
-    old = read_fingerprint(sidecar) if output.exists() else None
-    if output.exists() and not overwrite and old != fields:
-        raise StaleOutputError(f"{output} was made with other inputs or settings (or has no fingerprint); "
-                               "start afresh with --overwrite")
-    barrier()
-    if overwrite and is_main_process():
-        output.unlink(missing_ok=True)
-        sidecar.unlink(missing_ok=True)
-    barrier()
-    return not overwrite and old == fields
-
-
-def _join_shards(output: Path, world: int, fields: dict[str, Any]) -> None:
-    """Concatenate the finished shards in rank order (= input order) into `output`, atomically."""
-    shards = [shard_path(output, r, world) for r in range(world)]
-    with atomic_path(output) as tmp, open(tmp, "wb") as f:
-        for s in shards:
-            with open(s, "rb") as part:
-                while block := part.read(1 << 20):
-                    f.write(block)
-    write_fingerprint(sidecar_for(output), fields)
-    for s in shards:
-        s.unlink()
-        sidecar_for(s).unlink(missing_ok=True)
-
-
-def _score_range(model: RewardModel, input_path: Path, out: CheckpointedJsonl, start: int, stop: int,
-                 batch_size: int, chunk: int, desc: str = "scoring") -> None:
-    """Score input rows [start, stop) into `out`, carrying on after the rows it already holds."""
-    done = min(out.resume(), stop - start)
-    with progress() as bar:
-        task = bar.add_task(desc, total=stop - start, completed=done, status="")
-        part: list[tuple[dict[str, Any], str, list[str]]] = []
-        for n, row in enumerate(_rows(input_path)):
-            if n < start + done:
-                continue
-            if n >= stop:
-                break
-            part.append(row)
-            if len(part) == chunk or n == stop - 1:
-                _score_chunk(model, part, out, batch_size)
-                bar.update(task, advance=len(part))
-                part = []
-    out.finish()
 
 
 def _score_chunk(model: RewardModel, part: list[tuple[dict[str, Any], str, list[str]]], out: CheckpointedJsonl,

@@ -23,12 +23,13 @@ from typing import Protocol
 
 import torch
 
-from ..console import console, progress
-from ..data.readers import ReadReport, read_routing
+from ..console import console
+from ..data.readers import ReadReport, iter_records
 from ..data.schemas import Prompt, RoutingRecord, render_prompt
 from ..errors import CheckpointError, ConfigError
-from ..fingerprint import checkpoint_identity, file_sha256, guard_output
+from ..fingerprint import checkpoint_identity, file_sha256
 from ..io import CheckpointedJsonl
+from ..sharded import chunks_in_range, run_sharded
 
 
 class Scorer(Protocol):
@@ -142,37 +143,36 @@ def _to_score(record: RoutingRecord) -> list[str]:
 
 def score_records(scorer: Scorer, input_path: str | Path, out_path: str | Path, *, batch_size: int = 32,
                   chunk: int = 64, skip_bad: bool = False, overwrite: bool = False) -> dict:
-    """Score every response of every record into `out_path` (resumable); returns counts."""
+    """Score every response of every record into `out_path`; returns counts (of this process).
+
+    Streams (one chunk of records in memory) and resumes; under a multi-process launch each
+    process scores a shard and the output is joined in input order (`sharded.run_sharded`)."""
     report = ReadReport(path=str(input_path))
-    records = read_routing(input_path, skip_bad=skip_bad, report=report)
-    out = CheckpointedJsonl(out_path)
-    guard_output(out.path, {"input_sha256": file_sha256(input_path), "reward_model": scorer.identity,
-                            "skip_bad": skip_bad}, also=[out.partial], overwrite=overwrite)
-    done = out.existing()
-    keep = 0
-    while keep < min(len(done), len(records)) and str(done[keep].get("id")) == records[keep].id:
-        keep += 1  # the prefix that still matches the input
-    out.open(done[:keep])
+    total = sum(1 for _ in iter_records(input_path, RoutingRecord, skip_bad=skip_bad, report=report))
+    fields = {"input_sha256": file_sha256(input_path), "reward_model": scorer.identity, "skip_bad": skip_bad}
     n_scored = 0
-    try:
-        with progress() as bar:
-            task = bar.add_task(f"scoring with {scorer.name}", total=len(records), completed=keep, status="")
-            for start in range(keep, len(records), chunk):
-                part = records[start:start + chunk]
-                cells = [(i, m) for i, r in enumerate(part) for m in _to_score(r)]
-                rewards = scorer.score([part[i].query for i, _ in cells], [part[i].responses[m] for i, m in cells],
-                                       batch_size=batch_size) if cells else []
-                new_scores: list[dict[str, float]] = [{} for _ in part]
-                for (i, m), v in zip(cells, rewards):
-                    new_scores[i][m] = float(v)
-                for r, sc in zip(part, new_scores):
-                    out.append(r.model_copy(update={"scores": sc}))
-                n_scored += len(cells)
-                bar.update(task, advance=len(part))
-    except BaseException:
-        out.close()
-        raise
-    out.finish()
+
+    def work(out: CheckpointedJsonl, first: int, stop: int, advance) -> None:
+        nonlocal n_scored
+        # the first pass validated every row: skipping here drops the same (bad) rows
+        for part in chunks_in_range(iter_records(input_path, RoutingRecord, skip_bad=True), first, stop, chunk):
+            n_scored += _score_part(scorer, part, out, batch_size)
+            advance(len(part))
+
+    resumed = run_sharded(out_path, fields, total, work, overwrite=overwrite, desc=f"scoring with {scorer.name}")
     if report.skipped:
         console.print(f"[yellow]skipped {report.skipped} bad rows[/]; first: {report.errors[0]}", highlight=False)
-    return {"records": len(records), "resumed": keep, "responses_scored": n_scored, "skipped_rows": report.skipped}
+    return {"records": total, "resumed": resumed, "responses_scored": n_scored, "skipped_rows": report.skipped}
+
+
+def _score_part(scorer: Scorer, part: list[RoutingRecord], out: CheckpointedJsonl, batch_size: int) -> int:
+    """Score the responses of `part` and append the records with their scores; returns how many."""
+    cells = [(i, m) for i, r in enumerate(part) for m in _to_score(r)]
+    rewards = scorer.score([part[i].query for i, _ in cells], [part[i].responses[m] for i, m in cells],
+                           batch_size=batch_size) if cells else []
+    new_scores: list[dict[str, float]] = [{} for _ in part]
+    for (i, m), v in zip(cells, rewards):
+        new_scores[i][m] = float(v)
+    for r, sc in zip(part, new_scores):
+        out.append(r.model_copy(update={"scores": sc}))
+    return len(cells)
