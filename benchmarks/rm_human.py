@@ -217,6 +217,30 @@ def choose_default(comparisons: dict[str, Any], mixes: list[str]) -> dict[str, A
             "none_eligible": not eligible}
 
 
+def _interval(d: dict[str, Any]) -> str:
+    return f"{d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
+
+def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """README rows: the default mix (chosen on valid) on the held-out human test, beside the best
+    baseline there and beside today's mix, with the paired intervals."""
+    if out.get("name", "rm_human") != "rm_human":
+        return []
+    cmp, mix = out["comparison"]["human_test"], out["default"]["mix"]
+    row = cmp["models"][mix]
+    acc, vs = row["accuracy"]["average"], row["vs_best_baseline"]["average"]
+    best = ", ".join(f"{b} {average(cmp, b, baseline=True):.3f}" for b in ("longer_wins", "length_rule", "surface_logreg"))
+    rows = [(f"`{out['arch']}` trained on mix `{mix}` (chosen on valid), held-out human test "
+             f"({out['sets']['human_test']} pairs, {len(out['seeds'])} seeds)",
+             f"{acc['estimate']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]", best,
+             f"vs best baseline {_interval(vs)}: {vs['claim']}")]
+    first = next(iter(out["mixes"]))
+    if mix != first:
+        d = row[f"vs_{first}"]["average"]
+        rows.append((f"mix `{mix}` vs `{first}` on the human test", _interval(d), "", d["claim"]))
+    return rows
+
+
 def markdown(out: dict[str, Any]) -> str:
     from rewardroute.eval.report import comparison_markdown
 

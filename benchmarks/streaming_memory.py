@@ -97,18 +97,26 @@ def command_for(name: str, rm: Path, inp: Path, out: Path) -> list[str]:
     return [*base, "router", "score", "--rm", str(rm), "--input", str(inp), "--out", str(out), "--device", "cpu"]
 
 
+def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    if out.get("name", "streaming_memory") != "streaming_memory":
+        return []
+    return [(f"peak RSS of `{c}` from {g['from']:,} to {g['to']:,} rows", f"{g['mb']:+.0f} MB",
+             f"{out['results'][c][str(g['from'])]['peak_rss_mb']:.0f} MB at {g['from']:,} rows",
+             "one measurement each") for c, g in out["growth"].items()]
+
+
 def markdown(out: dict[str, Any]) -> str:
     from rewardroute.eval.report import markdown_table
 
-    rows = {f"{c}, {n:,} rows": {"peak RSS (MB)": r["peak_rss_mb"], "seconds": r["seconds"],
-                                 "rows/s": round(n / r["seconds"])}
+    rows = {f"{c}, {n:,} rows": {"peak RSS (MB)": f"{r['peak_rss_mb']:.0f}", "seconds": f"{r['seconds']:.1f}",
+                                 "rows/s (incl. start-up)": f"{n / r['seconds']:.0f}"}
             for c in COMMANDS for n, r in ((int(k), v) for k, v in out["results"][c].items())}
     growth = "; ".join(f"{c}: {out['growth'][c]['mb']:+.0f} MB from {out['growth'][c]['from']:,} to "
                        f"{out['growth'][c]['to']:,} rows" for c in COMMANDS)
     return (f"## Streaming: memory as the input grows (`{out['name']}`)\n\n"
             f"`{out['command']}` — each command in a fresh process on generated rows; a `single` reward model on a "
             f"2-layer random BERT (the I/O path is measured, not the encoder). Peak RSS growth: {growth}.\n\n"
-            + markdown_table(rows, first="command") + f"\n![peak RSS]({Path('results') / out['png']})\n")
+            + markdown_table(rows, first="command", columns=["peak RSS (MB)", "seconds", "rows/s (incl. start-up)"]) + f"\n![peak RSS]({Path('results') / out['png']})\n")
 
 
 def plot(out: dict[str, Any], path: Path) -> Path:
