@@ -130,3 +130,15 @@ def test_a_checkpoint_is_the_size_of_its_parts(trained):
     head = sum(p.numel() * p.element_size() for p in model.router.head.parameters())
     assert (out / "model.safetensors").stat().st_size < head + 4096
     assert _size(out) < experts + head + 64 * 1024  # + config.json, kept prompts
+
+
+def test_soft_mixing_is_a_rodos_choice_only() -> None:
+    from rewardroute.backbone import BackboneConfig
+    from rewardroute.errors import ConfigError
+    from rewardroute.reward.reward_trainer import build_for_training
+    from rewardroute.reward.rodos import set_soft_mixing
+    from rewardroute.reward.single import SingleConfig, SingleRewardModel
+
+    single = build_for_training(SingleRewardModel, SingleConfig(backbone=BackboneConfig(max_length=16)), seed=0)
+    with pytest.raises(ConfigError, match="apply to rodos models; this one is 'single'"):
+        set_soft_mixing(single, True)

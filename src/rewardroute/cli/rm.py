@@ -156,7 +156,8 @@ def eval_(
         fitted = fit_baselines(_read(read_pairs, baselines_train, skip_bad)) if baselines_train else None
         rm = load_model(model)
         if soft is not None:
-            _set_soft(rm, soft)
+            from ..reward.rodos import set_soft_mixing
+            set_soft_mixing(rm, soft)
         with running_on(rm, runtime_config(device, precision)):
             result = evaluate_reward_model(rm, pairs, batch_size=batch_size, oracle_domain=oracle_domain,
                                            baselines=fitted,
@@ -208,14 +209,6 @@ def score(
             n = score_file(rm, input_, output, model_identity=checkpoint_identity(model),
                            batch_size=batch_size, overwrite=overwrite, settings={"precision": precision})
         console.print(f"scored {n} rows -> {output}")
-
-
-def _set_soft(rm, soft: bool) -> None:
-    from ..errors import ConfigError
-
-    if "soft" not in type(rm.config).model_fields:
-        raise ConfigError(f"--soft/--hard apply to rodos models; this one is '{rm.arch}'")
-    rm.config = rm.config.model_copy(update={"soft": soft})
 
 
 @app.command("add-domain", epilog="""

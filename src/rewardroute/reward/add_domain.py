@@ -18,10 +18,16 @@ import torch
 from ..data.schemas import PreferencePair
 from ..errors import ConfigError
 from ..router import ExpertRouter, fit_router, one_hot
-from .routed import KeptPrompts, DomainRouterSettings, freeze, on_cached_embeddings, part_name, routing_metric
+from .routed import KeptPrompts, DomainRouterSettings, RoutedRewardModel, freeze, on_cached_embeddings, part_name, \
+    routing_metric
 from ..training.seed import seeded_init
 
-ROUTED_ARCHS = ("rodos", "arliss")
+
+def routed_archs() -> list[str]:
+    """The registered architectures that can gain a domain: those built on a domain router."""
+    from .registry import REWARD_MODELS, get_arch
+
+    return [name for name in REWARD_MODELS if issubclass(get_arch(name), RoutedRewardModel)]
 
 
 def new_domain_pairs(model, domain: str, train: Sequence[PreferencePair],
@@ -92,8 +98,9 @@ def add_domain_to_checkpoint(model_dir: str | Path, domain: str, train: Sequence
 
     model_dir = Path(model_dir)
     arch = read_reward_meta(model_dir).get("arch")
-    if arch not in ROUTED_ARCHS:
-        raise ConfigError(f"{model_dir} is a '{arch}' model; add-domain works on {' and '.join(ROUTED_ARCHS)} "
+    routed = routed_archs()
+    if arch not in routed:
+        raise ConfigError(f"{model_dir} is a '{arch}' model; add-domain works on {' and '.join(routed)} "
                           "(a single or more model must be retrained with the new domain)")
     model = load_model(model_dir)
     out = Path(out) if out is not None else model_dir

@@ -175,6 +175,14 @@ class RodosRewardModel(RoutedRewardModel):
         return report
 
 
+def set_soft_mixing(model, soft: bool) -> None:
+    """Score a rodos model by its top domain's expert (False) or by every expert weighted by the
+    router's probabilities (True); other architectures have no such choice."""
+    if not isinstance(model, RodosRewardModel):
+        raise ConfigError(f"--soft/--hard apply to rodos models; this one is '{model.arch}'")
+    model.config = model.config.model_copy(update={"soft": soft})
+
+
 def router_config(config: RodosConfig) -> RouterConfig:
     bb = config.backbone.model_copy(update={"max_length": config.router.max_length,
                                             "pooling": config.router.pooling})
