@@ -46,7 +46,11 @@ MIXES: dict[str, dict[str, Any]] = {
     "human only": {"domains": (HUMAN,), "budget_of": len(FIVE)},
     "today (chat 1/4)": {"domains": FIVE, "scale": {"chat": 0.25}},
     "today+human (length-balanced)": {"domains": (*FIVE, HUMAN), "balance_length": True},
+    # opt-in (--mixes): a routed model trained on today's mix, then given the human domain by
+    # `add-domain` (its five experts untouched); another architecture, so never a default candidate
+    "rodos today then add-domain human": {"domains": FIVE, "arch": "rodos", "add_domain": HUMAN},
 }
+DEFAULT_MIXES = [m for m, spec in MIXES.items() if "arch" not in spec]
 SETS = ("human_valid", "human_test", "five_valid", "five_test")
 
 
@@ -56,7 +60,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--human-data", type=Path, default=Path("data-human"),
                     help="built human domain (`data build --domains human`; built if missing)")
     ap.add_argument("--arch", default="single")
-    ap.add_argument("--mixes", default=",".join(MIXES), help="comma list of mixes")
+    ap.add_argument("--mixes", default=",".join(DEFAULT_MIXES), help=f"comma list of mixes, from {list(MIXES)}")
     ap.add_argument("--backbone", default="all-MiniLM-L6-v2")
     ap.add_argument("--train-per-domain", type=int, default=80)
     ap.add_argument("--valid-per-domain", type=int, default=30, help="valid pairs per domain for epoch choice")
@@ -120,7 +124,7 @@ def mix_pairs(name: str, data: dict[str, Any], args) -> list:
 
     spec = MIXES[name]
     out = []
-    for d in spec["domains"]:
+    for d in spec["domains"]:  # add_domain's pairs come later, in train_and_score
         n = int(args.train_per_domain * spec.get("budget_of", 1) * spec.get("scale", {}).get(d, 1.0))
         pool = data["train_by"][d]
         out += balance_length(pool, n, args.sample_seed) if spec.get("balance_length") else cap_pairs(pool, n,
@@ -147,10 +151,11 @@ def train_and_score(name: str, seed: int, data: dict[str, Any], args) -> dict[st
     from rewardroute.reward.reward_config import RewardTrainingConfig
     from rewardroute.reward.reward_trainer import build_for_training
 
+    spec = MIXES[name]
     train = mix_pairs(name, data, args)
     domains = sorted({p.domain for p in train})
     valid = [p for d in domains for p in data["valid_by"].get(d, [])]
-    cls = get_arch(args.arch)
+    cls = get_arch(spec.get("arch", args.arch))
     cfg = cls.config_class(backbone=BackboneConfig(name_or_path=args.backbone, max_length=args.max_length),
                            domains=domains)
     model = build_for_training(cls, cfg, seed)
@@ -158,7 +163,17 @@ def train_and_score(name: str, seed: int, data: dict[str, Any], args) -> dict[st
                                  batch_size=args.batch_size, seed=seed)
     t0 = time.perf_counter()
     fit = model.fit(train, valid, targs)
-    record: dict[str, Any] = {"mix": name, "seed": seed, "train_pairs": len(train),
+    added = None
+    if spec.get("add_domain"):
+        from rewardroute.reward.reward_trainer import cap_pairs
+
+        d = spec["add_domain"]
+        new = cap_pairs(data["train_by"][d], args.train_per_domain, args.sample_seed)
+        added = model.add_domain(d, new, data["valid_by"].get(d, []), targs)
+        train = train + new
+        domains = sorted({*domains, d})
+    record: dict[str, Any] = {"mix": name, "arch": cls.arch, "seed": seed, "train_pairs": len(train),
+                              "add_domain": added,
                               "train_by_domain": {d: sum(p.domain == d for p in train) for d in domains},
                               "train_longer_wins": float(np.mean([len(p.chosen) > len(p.rejected) for p in train])),
                               "train_seconds": time.perf_counter() - t0, "best_epoch": fit.best_epoch,
@@ -206,6 +221,7 @@ def average(comparison: dict, name: str, baseline: bool = False) -> float:
 def choose_default(comparisons: dict[str, Any], mixes: list[str]) -> dict[str, Any]:
     """On valid only: the best human-valid mix among those not below the length rule on the five."""
     rule = average(comparisons["five_valid"], "length_rule", baseline=True)
+    mixes = [m for m in mixes if "arch" not in MIXES[m]]  # training data for the default arch only
     eligible = [m for m in mixes if average(comparisons["five_valid"], m) >= rule]
     pool = eligible or mixes
     best = max(pool, key=lambda m: average(comparisons["human_valid"], m))

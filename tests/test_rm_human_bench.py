@@ -46,5 +46,9 @@ def test_quick_run_trains_each_mix_and_chooses_the_default_on_valid(built_data, 
     # the same settings reuse every finished run; other settings train afresh
     again, log = _run(built_data, tmp_path / "human", tmp_path / "work", "--mixes", "today")
     assert "reusing today seed 0" in log and again["accuracy"]["today"] == out["accuracy"]["today"]
-    _, log = _run(built_data, tmp_path / "human", tmp_path / "work", "--mixes", "today", "--lr", "3e-4")
+    routed = "rodos today then add-domain human"
+    out, log = _run(built_data, tmp_path / "human", tmp_path / "work", "--mixes", f"today,{routed}", "--lr", "3e-4")
     assert "training today seed 0" in log
+    run = out["runs"][routed][0]
+    assert run["arch"] == "rodos" and run["add_domain"]["expert"]["pairs"] == run["train_by_domain"]["human"]
+    assert out["default"]["mix"] == "today"  # another architecture is never the default mix
