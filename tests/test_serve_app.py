@@ -478,8 +478,14 @@ def test_zooter_router_directories_load_too(models, tmp_path):
     from rewardroute.router import load_router
     from rewardroute.zooter.route import ZooterRouter
 
+    from rewardroute.zooter.zooter_config import ZooterConfig
+    from rewardroute.zooter.zooter_state import InferenceSettings, KnnSettings, ZooterState
+
     router = load_router(models.router_dir)
-    router.config = router.config.model_copy(update={"meta": {"kind": "zooter", "knn": {"k": 5, "weight": 0.0}}})
+    state = ZooterState(method="zooter", training=ZooterConfig(), models=["alpha", "beta"], n_train=0,
+                        inference=InferenceSettings(knn=KnnSettings(k=5, weight=0.0, temperature=0.05)),
+                        train_means={"alpha": 0.5, "beta": 0.5}, best_single="alpha")
+    router.config = router.config.model_copy(update={"meta": state.model_dump(mode="json")})
     ZooterRouter(router).save(tmp_path / "zooter")
     loaded = load_expert_router(tmp_path / "zooter")
     p = loaded.probs([MATH, POEM])
