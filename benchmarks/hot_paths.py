@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _pairs(data: Path, n: int) -> list:
-    from rewardroute.reward.reward_trainer import cap_pairs
+    from rewardroute.data.sampling import cap_pairs
 
     return cap_pairs(read_pairs(data / "prefs" / "test.jsonl"), n, seed=0)
 

@@ -34,7 +34,8 @@ from rewardroute.eval.pairwise import compare_systems, evaluate_reward_model
 from rewardroute.eval.plots import accuracy_bars
 from rewardroute.eval.report import comparison_markdown
 from rewardroute.reward.reward_config import RewardTrainingConfig
-from rewardroute.reward.reward_trainer import build_for_training, cap_per_domain
+from rewardroute.data.sampling import cap_per_domain
+from rewardroute.reward.reward_trainer import build_for_training
 from rewardroute.reward.single import SingleConfig, SingleRewardModel
 
 

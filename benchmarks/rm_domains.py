@@ -118,7 +118,7 @@ def budget(args: argparse.Namespace, backbone: str) -> dict[str, Any]:
 def load_splits(args: argparse.Namespace, b: dict[str, Any]):
     from rewardroute.data import read_pairs
     from rewardroute.data.ensure import ensure_built
-    from rewardroute.reward.reward_trainer import cap_per_domain
+    from rewardroute.data.sampling import cap_per_domain
 
     data = ensure_built(args.data)
     keep = set(args.domains.split(",")) if args.domains else None
@@ -134,7 +134,7 @@ def baseline_train(args):
     """The training pairs the baselines are fitted on: the train split (never valid or test)."""
     from rewardroute.data import read_pairs
     from rewardroute.data.ensure import ensure_built
-    from rewardroute.reward.reward_trainer import cap_per_domain
+    from rewardroute.data.sampling import cap_per_domain
 
     keep = set(args.domains.split(",")) if args.domains else None
     by = cap_per_domain(read_pairs(ensure_built(args.data) / "prefs" / "train.jsonl"),

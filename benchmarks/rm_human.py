@@ -92,7 +92,7 @@ def parse() -> argparse.Namespace:
 def load(args) -> dict[str, Any]:
     from rewardroute.data import read_pairs
     from rewardroute.data.ensure import ensure_built
-    from rewardroute.reward.reward_trainer import cap_pairs, cap_per_domain
+    from rewardroute.data.sampling import cap_pairs, cap_per_domain
 
     five, human = ensure_built(args.data), ensure_built(args.human_data, domains=[HUMAN])
     split = lambda name: ([p for p in read_pairs(five / "prefs" / f"{name}.jsonl") if p.domain in FIVE]  # noqa: E731
@@ -120,7 +120,7 @@ def _summary_digest(folder: Path) -> str:
 
 def mix_pairs(name: str, data: dict[str, Any], args) -> list:
     """The training pairs of a mix (deterministic for the sample seed)."""
-    from rewardroute.reward.reward_trainer import balance_length, cap_pairs
+    from rewardroute.data.sampling import balance_length, cap_pairs
 
     spec = MIXES[name]
     out = []
@@ -165,7 +165,7 @@ def train_and_score(name: str, seed: int, data: dict[str, Any], args) -> dict[st
     fit = model.fit(train, valid, targs)
     added = None
     if spec.get("add_domain"):
-        from rewardroute.reward.reward_trainer import cap_pairs
+        from rewardroute.data.sampling import cap_pairs
 
         d = spec["add_domain"]
         new = cap_pairs(data["train_by"][d], args.train_per_domain, args.sample_seed)

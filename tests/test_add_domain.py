@@ -16,7 +16,7 @@ from rewardroute.io import write_jsonl_atomic
 from rewardroute.reward.checkpoint import load_model, save_model
 from rewardroute.reward.registry import get_arch
 from rewardroute.reward.reward_config import RewardTrainingConfig
-from rewardroute.reward.reward_trainer import cap_per_domain
+from rewardroute.data.sampling import cap_per_domain
 from rewardroute.reward.routed import DomainRouterSettings
 
 OLD = ["math", "safety"]  # two old domains keep the test small

@@ -107,3 +107,20 @@ def test_no_import_cycles() -> None:
         if v not in index:
             visit(v)
     assert cycles == []
+
+
+# The pipelines around reward models (train and save, add a domain to a checkpoint, score files,
+# export) import the models; the models never import them back.
+PIPELINES = {"reward_trainer", "add_domain", "scoring", "export"}
+MODELS = {"base", "single", "more", "rodos", "arliss", "routed", "end_to_end", "moe", "domain_growth",
+          "pairwise_fit"}
+
+
+def test_reward_models_do_not_import_their_pipelines() -> None:
+    graph = import_graph()
+    for model in sorted(MODELS):
+        name = f"rewardroute.reward.{model}"
+        assert name in graph, name
+        bad = sorted(d for d in graph[name] if d.split(".")[2:3] and d.split(".")[2] in PIPELINES
+                     and d.startswith("rewardroute.reward."))
+        assert not bad, f"{name} imports the pipeline module(s) {bad}"

@@ -12,7 +12,7 @@ from rewardroute.cli import app
 from rewardroute.data.readers import read_pairs
 from rewardroute.io import write_jsonl_atomic
 from rewardroute.reward import load_model
-from rewardroute.reward.reward_trainer import cap_per_domain
+from rewardroute.data.sampling import cap_per_domain
 
 runner = CliRunner()
 

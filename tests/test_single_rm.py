@@ -9,7 +9,8 @@ from rewardroute.backbone import BackboneConfig
 from rewardroute.errors import CheckpointError
 from rewardroute.reward import load_model, save_model
 from rewardroute.reward.reward_config import RewardTrainingConfig
-from rewardroute.reward.reward_trainer import cap_pairs, train_reward_model
+from rewardroute.data.sampling import cap_pairs
+from rewardroute.reward.reward_trainer import train_reward_model
 from rewardroute.reward.single import SingleConfig, SingleRewardModel
 
 
@@ -97,7 +98,7 @@ def test_cap_pairs_is_even_and_deterministic(toy_pairs):
 def test_balance_length_leaves_length_without_signal() -> None:
     from rewardroute.data.schemas import PreferencePair
     from rewardroute.eval.baselines import longer_wins_correct
-    from rewardroute.reward.reward_trainer import balance_length
+    from rewardroute.data.sampling import balance_length
 
     # 30 pairs where the longer answer wins, 6 where the shorter one does, 2 ties
     pairs = [PreferencePair(id=f"l{i}", prompt=f"q{i}", chosen="long " * 5, rejected="s", domain="chat")

@@ -98,7 +98,7 @@ def write_slices(cfg: DemoConfig) -> dict[str, Path]:
     from .data.schemas import render_prompt
     from .data.split import split_of
     from .io import write_jsonl_atomic
-    from .reward.reward_trainer import cap_per_domain
+    from .data.sampling import cap_per_domain
 
     out: dict[str, Path] = {}
     caps = {"train": cfg.train_per_domain, "valid": cfg.valid_per_domain, "test": cfg.test_per_domain}

@@ -149,7 +149,7 @@ def eval_(
         from ..eval.pairwise import evaluate_reward_model
         from ..eval.report import print_comparison
         from ..reward.checkpoint import load_model
-        from ..reward.reward_trainer import cap_pairs
+        from ..data.sampling import cap_pairs
         from ..runtime import running_on
 
         pairs = cap_pairs(_read(read_pairs, data, skip_bad), max_pairs, seed=0)

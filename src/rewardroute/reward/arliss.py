@@ -36,15 +36,16 @@ from torch import nn
 
 from ..backbone import Backbone
 from ..checkpoint import load_weights, save_weights
+from ..data.sampling import cap_pairs
 from ..data.schemas import PreferencePair
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_dir
 from ..router import ExpertRouter, RouterConfig, fit_router, one_hot
-from .add_domain import extend_router, new_domain_pairs
 from .base import RewardModel, RewardModelConfig, RewardOutput
+from .domain_growth import extend_router, new_domain_pairs
 from .end_to_end import TrainedEndToEnd
 from .moe import transformer_layers
-from .reward_trainer import cap_pairs, fit_pairwise
+from .pairwise_fit import fit_pairwise
 from .routed import (KeptPrompts, Parts, RoutedRewardModel, DomainRouterSettings, freeze,
                       on_cached_embeddings, part_name, routing_examples, routing_metric)
 from .single import RewardHead

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..training.loop import TrainResult
-from .reward_trainer import fit_pairwise
+from .pairwise_fit import fit_pairwise
 
 
 class TrainedEndToEnd:

@@ -91,7 +91,7 @@ class MoRERewardModel(TrainedEndToEnd, RewardModel):
             raise ConfigError(f"domain '{domain}' was not among the training domains {self.config.domains}") from None
 
     def fit(self, train, valid, args, *, resume_dir: Path | None = None):
-        from .reward_trainer import fit_pairwise
+        from .pairwise_fit import fit_pairwise
         missing = sorted(set(self.config.domains) - {p.domain for p in train})
         if self.config.gate_supervision > 0 and missing:
             raise ConfigError(f"domains {missing} have no training pairs; the supervised gate needs every domain")

@@ -20,13 +20,14 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from ..data.sampling import cap_pairs
 from ..data.schemas import PreferencePair
 from ..errors import CheckpointError, ConfigError
 from ..router import ExpertRouter, RouterConfig, fit_router, load_router, one_hot, save_router
 from .base import RewardModelConfig
 from .checkpoint import load_model, save_model
-from .reward_trainer import cap_pairs, fit_pairwise
-from .add_domain import extend_router, new_domain_pairs
+from .domain_growth import extend_router, new_domain_pairs
+from .pairwise_fit import fit_pairwise
 from .routed import (KeptPrompts, Parts, RoutedRewardModel, DomainRouterSettings, freeze,
                       part_name, routing_examples, routing_metric)
 from .single import SingleConfig, SingleRewardModel

@@ -25,6 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..backbone import Pooling
+from ..data.sampling import cap_pairs
 from ..data.schemas import Prompt, PreferencePair, render_prompt
 from ..errors import CheckpointError, ConfigError
 from ..fingerprint import guard_output, rows_sha256, settings_value
@@ -34,7 +35,6 @@ from ..router import RouterTrainingConfig, one_hot
 from ..router.router_trainer import top1_agreement
 from ..training.loop import TrainResult
 from .base import RewardModel, RewardOutput
-from .reward_trainer import cap_pairs
 
 KEPT_PROMPTS = "routing_prompts.jsonl"
 
