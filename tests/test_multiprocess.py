@@ -125,3 +125,33 @@ def test_rm_and_router_score_under_torchrun_shard_and_join_in_input_order(tmp_pa
     assert [r["id"] for r in r2] == [str(i) for i in range(7)]
     for a, b in zip(r1, r2):
         assert set(a["scores"]) == {"a", "b"} and all(abs(a["scores"][m] - b["scores"][m]) < 1e-4 for m in "ab")
+
+
+@pytest.mark.slow
+def test_router_train_under_torchrun_embeds_in_shards_and_fits_the_same_router(tmp_path) -> None:
+    import numpy as np
+
+    from rewardroute.io import write_jsonl_atomic
+    from rewardroute.zooter.route import ZooterRouter
+
+    topics = ["the sea", "autumn", "a cat", "the moon", "rain", "winter", "a river", "silence"]
+    rows = []
+    for i in range(40):
+        math = i % 2 == 1
+        q = f"What is {i} plus {3 * i + 1}?" if math else f"Write a short poem about {topics[i % len(topics)]}."
+        rows.append({"id": str(i), "query": q,
+                     "scores": {"mathbot": 1.0 if math else 0.0, "poet": 0.0 if math else 0.9, "generalist": 0.55}})
+    write_jsonl_atomic(tmp_path / "train.jsonl", rows)
+    flags = ["router", "train", "--data", str(tmp_path / "train.jsonl"), "--method", "regression", "--device", "cpu"]
+    for name, cmd in (("one", [sys.executable, "-m", "rewardroute"]), ("two", _torchrun("-m", "rewardroute"))):
+        proc = subprocess.run([*cmd, *flags, "--out", str(tmp_path / name), "--cache-dir", str(tmp_path / f"c-{name}")],
+                              env=_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{name}: {proc.stdout[-2000:]}{proc.stderr[-3000:]}"
+    assert list((tmp_path / "c-one").glob("*.npz")) and not (tmp_path / "c-two").exists()  # shards never write the cache
+    one, two = ZooterRouter.load(tmp_path / "one"), ZooterRouter.load(tmp_path / "two")
+    assert one.experts == two.experts and one.state.method == two.state.method == "regression"
+    queries = ["What is 7 plus 22?", "Write a short poem about the city."]
+    p1, p2 = one.probs(queries), two.probs(queries)
+    # the same embeddings up to float summation order (other batch mates, other padding)
+    assert np.allclose(p1, p2, atol=1e-3), (p1, p2)
+    assert [one.experts[i] for i in p2.argmax(axis=1)] == ["mathbot", "poet"]

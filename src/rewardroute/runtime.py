@@ -114,6 +114,16 @@ def process_layout() -> tuple[int, int]:
     return 0, 1
 
 
+def gather_objects(obj):
+    """Every process's `obj`, in rank order ([obj] in a single process)."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def is_main_process() -> bool:
     """True outside a multi-process launch, and on its rank 0: the one that writes files."""
     dist = torch.distributed

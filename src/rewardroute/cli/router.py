@@ -195,6 +195,7 @@ def train(
         from ..config_overrides import apply_flags, apply_overrides, load_config_file, validate_settings
         from ..console import console
         from ..fingerprint import data_identity
+        from ..runtime import is_main_process
         from ..zooter.train import train_zooter
         from ..zooter.zooter_config import ZooterConfig
 
@@ -213,7 +214,8 @@ def train(
         table = read_table(data, zcfg.models, zcfg.strict)
         zr, report = train_zooter(table, zcfg, cache_dir=_cache_dir(cache_dir), train_data=data_identity(data),
                                   runtime=runtime_config(device, precision))
-        zr.save(out)
+        if is_main_process():  # under a multi-process launch every process fitted the same router
+            zr.save(out)
         console.print(f"saved router over {len(report.experts)} models to {out} ({report.n_train} queries, "
                       f"{report.skipped} skipped; method={report.method} {report.params}, candidates={report.candidates}, "
                       f"abstain_margin={report.abstain_margin:g}; "

@@ -46,9 +46,9 @@ def weights_identity(name_or_path: str, gguf_file: str | None) -> str:
 
 
 def cached_embed(router, texts: Sequence[Prompt], cache_dir: str | Path | None, *,
-                 batch_size: int = 64) -> torch.Tensor:
-    """`router.embed(texts)`, reading and filling the cache in `cache_dir` (None: no cache).
-    Only valid for a frozen backbone: a fine-tuned one changes its vectors."""
+                 batch_size: int = 64, write: bool = True) -> torch.Tensor:
+    """`router.embed(texts)`, reading and (with `write`) filling the cache in `cache_dir` (None:
+    no cache). Only valid for a frozen backbone: a fine-tuned one changes its vectors."""
     flat = [render_prompt(t) for t in texts]
     if cache_dir is None or router.config.finetune:
         return router.embed(flat, batch_size=batch_size)
@@ -59,7 +59,10 @@ def cached_embed(router, texts: Sequence[Prompt], cache_dir: str | Path | None, 
             store = dict(zip(data["hashes"].tolist(), data["vectors"]))
     hashes = [text_hash(t) for t in flat]
     todo = sorted({h: i for i, h in enumerate(hashes) if h not in store}.values())
-    if todo:
+    if todo and not write:
+        vecs = router.embed([flat[i] for i in todo], batch_size=batch_size).numpy()
+        store.update({hashes[i]: v for i, v in zip(todo, vecs)})
+    elif todo:
         if len(todo) > 256:
             from ..console import console
             console.print(f"embedding {len(todo)} texts (cached in {file.parent} for next time)", highlight=False)
@@ -75,10 +78,20 @@ def cached_embed(router, texts: Sequence[Prompt], cache_dir: str | Path | None, 
 def embed_on(router, texts: Sequence[Prompt], cache_dir: str | Path | None, runtime=None) -> np.ndarray:
     """`cached_embed` with the router placed on `runtime`'s device and precision (a
     `RuntimeConfig`; None: as it is). The cache holds fp32 vectors only: a bf16/fp16 run neither
-    reads nor writes it, so vectors of two precisions never mix."""
+    reads nor writes it, so vectors of two precisions never mix.
+
+    Under a multi-process launch each process embeds a contiguous share of `texts` and every
+    process gets all the vectors, in order; the cache is then read, never written (the processes
+    would race on its file)."""
     if runtime is None:
         return cached_embed(router, texts, cache_dir).numpy()
-    from ..runtime import running_on
+    from ..runtime import gather_objects, process_layout, running_on
 
     with running_on(router, runtime):
-        return cached_embed(router, texts, cache_dir if runtime.precision == "fp32" else None).numpy()
+        cache = cache_dir if runtime.precision == "fp32" else None
+        rank, world = process_layout()
+        if world == 1:
+            return cached_embed(router, texts, cache).numpy()
+        lo, hi = rank * len(texts) // world, (rank + 1) * len(texts) // world
+        mine = cached_embed(router, list(texts)[lo:hi], cache, write=False).numpy()
+        return np.concatenate(gather_objects(mine), axis=0)
