@@ -96,6 +96,23 @@ def per_domain_runs(train_by, valid_by, test_by, test, domains, args, seed: int)
     return correct, records
 
 
+def markdown(out: dict) -> str:
+    """The RESULTS.md section, from the JSON result alone (`publish.py` regenerates it)."""
+    st, seeds = out["settings"], out["seeds"]
+    n_eval = sum(out["capped"]["eval"].values())
+    train_min = np.mean([r["train_seconds"] for r in out["mixed"]]) / 60
+    train_pairs = out["baselines_fitted"].get("train_pairs", {}).get("*", "all")
+    return (f"## Baseline reward model (`{out.get('name', 'rm_baseline')}`)\n\n"
+            f"`{out['command']}` — backbone {out['backbone']}, {st['max_length']} tokens, {st['epochs']} epochs, "
+            f"lr {st['lr']}, up to {st['train_per_domain']} train pairs per domain, seeds "
+            f"{', '.join(map(str, seeds))}; {out['split']} split, up to {st['eval_per_domain']} pairs per "
+            f"domain ({n_eval} in all). Baselines fitted on the {train_pairs} pairs of the train split. "
+            f"Finished in {out['total_seconds'] / 60:.1f} min on {out['machine']['cpus']} CPUs.\n\n"
+            + comparison_markdown(out["comparison"])
+            + f"\nMixed model: trained {train_min:.1f} min per seed.\n\n"
+            + (f"![accuracy]({Path('results') / out['png']})\n" if out.get("png") else ""))
+
+
 def main() -> None:
     args = parse()
     t_start = time.perf_counter()
@@ -128,7 +145,7 @@ def main() -> None:
     errors = {name: {k: (v["low"], v["high"]) for k, v in acc.items()} for name, acc in
               [*((n, r["accuracy"]) for n, r in comparison["models"].items()), *comparison["baselines"].items()]}
     out = {
-        "benchmark": "rm_baseline", "split": args.split, "backbone": args.backbone, "seeds": args.seed_list,
+        "benchmark": "rm_baseline", "name": args.out, "split": args.split, "backbone": args.backbone, "seeds": args.seed_list,
         "settings": {k: getattr(args, k) for k in ("train_per_domain", "eval_per_domain", "valid_per_domain",
                                                   "epochs", "lr", "head_lr", "batch_size", "max_length",
                                                   "sample_seed", "bootstrap")},
@@ -142,17 +159,8 @@ def main() -> None:
     }
     png = accuracy_bars(rows, results_dir() / f"{args.out}.png", title=f"Pairwise accuracy ({args.split})",
                         intervals=errors)
-    md = None
-    if not args.no_results_md and not args.quick:
-        train_min = np.mean([r["train_seconds"] for r in mixed_runs]) / 60
-        md = (f"## Baseline reward model (`{args.out}`)\n\n"
-              f"`{out['command']}` — backbone {args.backbone}, {args.max_length} tokens, {args.epochs} epochs, "
-              f"lr {args.lr}, up to {args.train_per_domain} train pairs per domain, seeds "
-              f"{', '.join(map(str, args.seed_list))}; {args.split} split, up to {args.eval_per_domain} pairs per "
-              f"domain ({len(test)} in all). Baselines fitted on the {len(train_all)} pairs of the train split. "
-              f"Finished in {out['total_seconds'] / 60:.1f} min on {machine()['cpus']} CPUs.\n\n"
-              + comparison_markdown(comparison)
-              + f"\nMixed model: trained {train_min:.1f} min per seed.\n\n![accuracy]({Path('results') / png.name})\n")
+    out["png"] = png.name
+    md = None if args.no_results_md or args.quick else markdown(out)
     publish(args.out, out, md)
 
 
