@@ -96,6 +96,22 @@ def per_domain_runs(train_by, valid_by, test_by, test, domains, args, seed: int)
     return correct, records
 
 
+def status_rows(out: dict) -> list[tuple[str, str, str, str]]:
+    """README rows: per-domain single models against the mixed one, with the paired interval."""
+    if out.get("name", "rm_baseline") != "rm_baseline":
+        return []
+    models = out["comparison"]["models"]
+    per = models.get("single (per domain)")
+    if per is None:
+        return []
+    acc, d = per["accuracy"]["average"], per["vs_single (mixed)"]["average"]
+    mixed = models["single (mixed)"]["accuracy"]["average"]
+    return [(f"one `single` per domain vs one mixed `single`, domain average ({len(out['seeds'])} seeds)",
+             f"{acc['estimate']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]",
+             f"mixed {mixed['estimate']:.3f} [{mixed['low']:.3f}, {mixed['high']:.3f}]",
+             f"{d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]: {d['claim'].split(' (')[0]}")]
+
+
 def markdown(out: dict) -> str:
     """The RESULTS.md section, from the JSON result alone (`publish.py` regenerates it)."""
     st, seeds = out["settings"], out["seeds"]
