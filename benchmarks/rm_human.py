@@ -276,9 +276,25 @@ def markdown(out: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(out: dict[str, Any], path: Path) -> Path:
+    """Each mix and baseline on the human test and the five-domain test, with 95% intervals."""
+    from rewardroute.eval.plots import accuracy_bars
+
+    sets = {"human test": "human_test", "five-domain test": "five_test"}
+    rows, intervals = {}, {}
+    for name in out["accuracy"]:
+        rows[name], intervals[name] = {}, {}
+        for col, s in sets.items():
+            c = out["comparison"][s]
+            cell = (c["baselines"][name] if name in c["baselines"] else c["models"][name]["accuracy"])["average"]
+            rows[name][col], intervals[name][col] = cell["estimate"], (cell["low"], cell["high"])
+    return accuracy_bars(rows, path, intervals=intervals, columns=list(sets),
+                         title=f"Agreement with people (human test) and with the five proxy labels "
+                               f"({len(out['seeds'])} seed(s))")
+
+
 def main() -> None:
     from rewardroute.eval.baselines import fit_baselines
-    from rewardroute.eval.plots import accuracy_bars
 
     args = parse()
     t0 = time.perf_counter()
@@ -293,9 +309,6 @@ def main() -> None:
     rows = {m: {s: average(comparisons[s], m) for s in SETS} for m in mixes}
     rows.update({b: {s: average(comparisons[s], b, baseline=True) for s in SETS}
                  for b in comparisons["human_test"]["baselines"]})
-    png = accuracy_bars({k: {"human test": v["human_test"], "five-domain test": v["five_test"]}
-                         for k, v in rows.items()}, results_dir() / f"{args.out}.png",
-                        title="Agreement with human preferences vs the five proxy-labelled domains (test)")
     out = {
         "benchmark": "rm_human", "name": args.out, "arch": args.arch, "backbone": args.backbone,
         "seeds": args.seed_list, "mixes": {m: MIXES[m] for m in mixes},
@@ -309,8 +322,8 @@ def main() -> None:
         "runs": {m: [{k: v for k, v in r.items() if k != "correct"} for r in rs] for m, rs in runs.items()},
         "baselines_fitted": fitted.describe(), "peak_rss_mb": peak_rss_mb(),
         "total_seconds": time.perf_counter() - t0, "command": command_line(), "machine": machine(),
-        "png": png.name,
     }
+    out["png"] = plot(out, results_dir() / f"{args.out}.png").name
     publish(args.out, out, None if args.quick else markdown(out))
 
 

@@ -14,12 +14,13 @@ def _plt():
 
 
 def accuracy_bars(rows: Mapping[str, Mapping[str, float]], path: str | Path, title: str = "accuracy",
-                  intervals: Mapping[str, Mapping[str, tuple[float, float]]] | None = None) -> Path:
-    """Grouped bars: one group per domain, one bar per model/method; `intervals` (name -> column
-    -> (low, high)) draws each bar's 95% interval."""
+                  intervals: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
+                  columns: list[str] | None = None) -> Path:
+    """Grouped bars: one group per column (default: each domain, then their average), one bar per
+    model/method; `intervals` (name -> column -> (low, high)) draws each bar's 95% interval."""
     plt = _plt()
     path = Path(path)
-    cols = sorted({k for r in rows.values() for k in r if k not in ("overall", "average")}) + ["average"]
+    cols = columns or sorted({k for r in rows.values() for k in r if k not in ("overall", "average")}) + ["average"]
     fig, ax = plt.subplots(figsize=(max(7, 1.5 * len(cols)), 4))
     width = 0.8 / max(1, len(rows))
     for i, (name, acc) in enumerate(rows.items()):
