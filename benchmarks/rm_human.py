@@ -238,23 +238,32 @@ def _interval(d: dict[str, Any]) -> str:
 
 
 def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """README rows: the default mix (chosen on valid) on the held-out human test, beside the best
-    baseline there and beside today's mix, with the paired intervals."""
+    """README rows: the rule's pick on the held-out human test beside the baselines, and every
+    mix against the first one (today's) on that test, all with paired intervals."""
     if out.get("name", "rm_human") != "rm_human":
         return []
-    cmp, mix = out["comparison"]["human_test"], out["default"]["mix"]
+    cmp, d = out["comparison"]["human_test"], out["default"]
+    mix, first = d["mix"], next(iter(out["mixes"]))
     row = cmp["models"][mix]
     acc, vs = row["accuracy"]["average"], row["vs_best_baseline"]["average"]
-    best = ", ".join(f"{b} {average(cmp, b, baseline=True):.3f}" for b in ("longer_wins", "length_rule", "surface_logreg"))
-    rows = [(f"`{out['arch']}` trained on mix `{mix}` (chosen on valid), held-out human test "
-             f"({out['sets']['human_test']} pairs, {len(out['seeds'])} seeds)",
-             f"{acc['estimate']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]", best,
-             f"vs best baseline {_interval(vs)}: {vs['claim']}")]
-    first = next(iter(out["mixes"]))
-    if mix != first:
-        d = row[f"vs_{first}"]["average"]
-        rows.append((f"mix `{mix}` vs `{first}` on the human test", _interval(d), "", d["claim"]))
+    picked = ("the rule's fallback: no mix clears the length rule on the five valid domains"
+              if d.get("none_eligible") else "chosen on valid")
+    baselines = ", ".join(f"{b} {average(cmp, b, baseline=True):.3f}" for b in cmp["baselines"])
+    rows = [(f"`{out['arch']}` on mix `{mix}` ({picked}), held-out human test "
+             f"({out['sets']['human_test']} pairs, {len(out['seeds'])} seed(s))",
+             f"{acc['estimate']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]", baselines,
+             f"vs best baseline {_interval(vs)}: {_says(vs, mix, 'best baseline')}")]
+    others = [m for m in cmp["models"] if m != first]
+    diffs = {m: cmp["models"][m][f"vs_{first}"]["average"] for m in others}
+    shown = [m for m, v in diffs.items() if v["low"] > 0 or v["high"] < 0]
+    rows.append((f"each mix minus `{first}` on the human test (paired)",
+                 "; ".join(f"{m} {_interval(v)}" for m, v in diffs.items()), "",
+                 (f"interval excludes 0 for: {', '.join(shown)}" if shown else "no difference shown for any mix")))
     return rows
+
+
+def _says(d: dict[str, Any], a: str, b: str) -> str:
+    return f"{a} higher" if d["low"] > 0 else f"{b} higher" if d["high"] < 0 else "no difference shown"
 
 
 def markdown(out: dict[str, Any]) -> str:
