@@ -28,7 +28,6 @@ stable, comparable timings).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -144,12 +143,10 @@ def baseline_train(args):
 
 def data_digest(args) -> str:
     """sha256 of the built pair files: a cached part is never reused on other data."""
+    from benchlib.bench import prefs_digest
     from rewardroute.data.ensure import ensure_built
 
-    h = hashlib.sha256()
-    for name in ("train", "valid", "test"):
-        h.update((ensure_built(args.data) / "prefs" / f"{name}.jsonl").read_bytes())
-    return h.hexdigest()[:16]
+    return prefs_digest(ensure_built(args.data))
 
 
 def code_digest() -> str:
@@ -461,7 +458,6 @@ def markdown(out: dict[str, Any]) -> str:
              f"(the machine is shared, so wall time also holds waits for a core), pairs/s wall time.", ""]
     for bb, res in out["results"].items():
         b = res["budget"]
-        domains = out["domains"]
         lines += [f"### {b['name']}", "",
                   f"{b['train_per_domain']} train pairs per domain (fewer where a domain has fewer), "
                   f"{b['epochs']} epochs, {b['max_length']} tokens; {res['eval_pairs']} eval pairs; training "

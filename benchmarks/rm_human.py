@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchlib.bench import code_digest, command_line, machine, peak_rss_mb, publish, results_dir
+from benchlib.bench import code_digest, command_line, machine, peak_rss_mb, prefs_digest, publish, results_dir
 
 FIVE = ("chat", "code", "math", "safety", "summarization")
 HUMAN = "human"
@@ -108,14 +108,8 @@ def load(args) -> dict[str, Any]:
                  "five_valid": flat(cap_per_domain([p for p in valid if p.domain in FIVE], args.eval_per_domain, s)),
                  "five_test": flat(cap_per_domain([p for p in test if p.domain in FIVE], args.eval_per_domain, s))},
         "train": train,
-        "digest": {"five": _summary_digest(five), "human": _summary_digest(human)},
+        "digest": {"five": prefs_digest(five), "human": prefs_digest(human)},
     }
-
-
-def _summary_digest(folder: Path) -> str:
-    from rewardroute.fingerprint import file_sha256
-
-    return file_sha256(folder / "prefs" / "train.jsonl")[:12] + file_sha256(folder / "prefs" / "test.jsonl")[:12]
 
 
 def mix_pairs(name: str, data: dict[str, Any], args) -> list:
@@ -149,6 +143,7 @@ def train_and_score(name: str, seed: int, data: dict[str, Any], args) -> dict[st
     from rewardroute.eval.pairwise import pair_correct
     from rewardroute.reward.registry import get_arch
     from rewardroute.reward.reward_config import RewardTrainingConfig
+    from rewardroute.data.sampling import cap_pairs
     from rewardroute.reward.reward_trainer import build_for_training
 
     spec = MIXES[name]
@@ -165,8 +160,6 @@ def train_and_score(name: str, seed: int, data: dict[str, Any], args) -> dict[st
     fit = model.fit(train, valid, targs)
     added = None
     if spec.get("add_domain"):
-        from rewardroute.data.sampling import cap_pairs
-
         d = spec["add_domain"]
         new = cap_pairs(data["train_by"][d], args.train_per_domain, args.sample_seed)
         added = model.add_domain(d, new, data["valid_by"].get(d, []), targs)

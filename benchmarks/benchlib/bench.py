@@ -59,6 +59,15 @@ def code_digest(script: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def prefs_digest(folder: Path) -> str:
+    """sha256 of a built data folder's pair files (train, valid, test): a cached result is never
+    reused on other data."""
+    h = hashlib.sha256()
+    for name in ("train", "valid", "test"):
+        h.update((Path(folder) / "prefs" / f"{name}.jsonl").read_bytes())
+    return h.hexdigest()[:16]
+
+
 def command_line() -> str:
     return " ".join(["python", *sys.argv])
 

@@ -78,7 +78,7 @@ def train(
         import shutil
 
         from ..console import console
-        from ..data.readers import ReadReport, read_pairs
+        from ..data.readers import read_pairs
         from ..reward.reward_trainer import build_for_training, train_reward_model
         from ..runtime import is_main_process
 

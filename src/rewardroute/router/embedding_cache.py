@@ -59,16 +59,13 @@ def cached_embed(router, texts: Sequence[Prompt], cache_dir: str | Path | None, 
             store = dict(zip(data["hashes"].tolist(), data["vectors"]))
     hashes = [text_hash(t) for t in flat]
     todo = sorted({h: i for i, h in enumerate(hashes) if h not in store}.values())
-    if todo and not write:
-        vecs = router.embed([flat[i] for i in todo], batch_size=batch_size).numpy()
-        store.update({hashes[i]: v for i, v in zip(todo, vecs)})
-    elif todo:
-        if len(todo) > 256:
+    if todo:
+        if len(todo) > 256 and write:
             from ..console import console
             console.print(f"embedding {len(todo)} texts (cached in {file.parent} for next time)", highlight=False)
         vecs = router.embed([flat[i] for i in todo], batch_size=batch_size).numpy()
-        for i, v in zip(todo, vecs):
-            store[hashes[i]] = v
+        store.update({hashes[i]: v for i, v in zip(todo, vecs)})
+    if todo and write:
         with atomic_path(file) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, hashes=np.array(list(store)), vectors=np.stack(list(store.values())))

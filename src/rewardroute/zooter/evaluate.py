@@ -88,7 +88,6 @@ def evaluate(zr: ZooterRouter, test: ScoreTable, test_emb: np.ndarray, *, train:
     S = test.scores
     probs = zr.probs_from_embeddings(test_emb)
     choice_router = np.array(_cols(models, experts))[probs.argmax(axis=1)]
-    means = zr.state.train_means
     best = zr.state.best_single
     choices: dict[str, np.ndarray] = {"router": choice_router, "best_single": np.full(len(S), models.index(best))}
     extra: dict[str, Any] = {"best_single_model": best, "skipped": test.skipped}
