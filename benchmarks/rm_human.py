@@ -20,6 +20,7 @@ read only to report.
     python benchmarks/rm_human.py                       # 5 mixes x seeds 0,1 (about 1 h on 2 cores)
     python benchmarks/rm_human.py --seeds 0,1,2         # finished (mix, seed) runs are reused
     python benchmarks/rm_human.py --quick               # a smoke run in a couple of minutes
+    python benchmarks/rm_human.py --mixes architectures --out rm_human_archs   # every architecture
 
 Each finished run is cached in runs/rm_human/ under a key of its settings, the data and the code,
 so a rerun never mixes results of other data, code or settings. Prints one JSON object, saves
@@ -46,11 +47,19 @@ MIXES: dict[str, dict[str, Any]] = {
     "human only": {"domains": (HUMAN,), "budget_of": len(FIVE)},
     "today (chat 1/4)": {"domains": FIVE, "scale": {"chat": 0.25}},
     "today+human (length-balanced)": {"domains": (*FIVE, HUMAN), "balance_length": True},
-    # opt-in (--mixes): a routed model trained on today's mix, then given the human domain by
-    # `add-domain` (its five experts untouched); another architecture, so never a default candidate
+    # opt-in (--mixes, or --mixes architectures): today's mix for the other architectures, and the
+    # routed ones trained on today's mix, then given the human domain by `add-domain` (their five
+    # experts untouched). Other architectures, so never default candidates.
+    "today (more)": {"domains": FIVE, "arch": "more"},
+    "today (rodos)": {"domains": FIVE, "arch": "rodos"},
+    "today (arliss)": {"domains": FIVE, "arch": "arliss"},
     "rodos today then add-domain human": {"domains": FIVE, "arch": "rodos", "add_domain": HUMAN},
+    "arliss today then add-domain human": {"domains": FIVE, "arch": "arliss", "add_domain": HUMAN},
 }
 DEFAULT_MIXES = [m for m, spec in MIXES.items() if "arch" not in spec]
+# `--mixes architectures`: every architecture on today's mix (single's is the reference), and the
+# routed ones given the human domain afterwards
+PRESETS = {"architectures": ["today", *(m for m, spec in MIXES.items() if "arch" in spec)]}
 SETS = ("human_valid", "human_test", "five_valid", "five_test")
 
 
@@ -60,7 +69,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--human-data", type=Path, default=Path("data-human"),
                     help="built human domain (`data build --domains human`; built if missing)")
     ap.add_argument("--arch", default="single")
-    ap.add_argument("--mixes", default=",".join(DEFAULT_MIXES), help=f"comma list of mixes, from {list(MIXES)}")
+    ap.add_argument("--mixes", default=",".join(DEFAULT_MIXES), help=f"comma list of mixes, from {list(MIXES)}; or a preset: {', '.join(PRESETS)}")
     ap.add_argument("--backbone", default="all-MiniLM-L6-v2")
     ap.add_argument("--train-per-domain", type=int, default=80)
     ap.add_argument("--valid-per-domain", type=int, default=30, help="valid pairs per domain for epoch choice")
@@ -259,13 +268,19 @@ def _says(d: dict[str, Any], a: str, b: str) -> str:
     return f"{a} higher" if d["low"] > 0 else f"{b} higher" if d["high"] < 0 else "no difference shown"
 
 
+def _archs(out: dict[str, Any]) -> str:
+    named = sorted({spec["arch"] for spec in out["mixes"].values() if "arch" in spec})
+    return (f"{out['arch']} (the mixes that name another architecture: {', '.join(named)}, with its default "
+            "learning rates)") if named else out["arch"]
+
+
 def markdown(out: dict[str, Any]) -> str:
     from rewardroute.eval.report import comparison_markdown
 
     c = out["comparison"]
     d = out["default"]
     lines = [f"## Training mixes against human preferences (`{out['name']}`)", "",
-             f"`{out['command']}` — {out['arch']} on {out['backbone']}, {out['settings']['max_length']} tokens, "
+             f"`{out['command']}` — {_archs(out)} on {out['backbone']}, {out['settings']['max_length']} tokens, "
              f"{out['settings']['epochs']} epochs, {out['settings']['train_per_domain']} train pairs per domain, "
              f"seeds {', '.join(map(str, out['seeds']))}; baselines fitted on the train splits. "
              f"Finished in {out['total_seconds'] / 60:.1f} min on {out['machine']['cpus']} CPUs.", "",
@@ -301,7 +316,7 @@ def main() -> None:
     args = parse()
     t0 = time.perf_counter()
     data = load(args)
-    mixes = [m.strip() for m in args.mixes.split(",") if m.strip()]
+    mixes = PRESETS.get(args.mixes) or [m.strip() for m in args.mixes.split(",") if m.strip()]
     unknown = [m for m in mixes if m not in MIXES]
     if unknown:
         raise SystemExit(f"unknown mix {unknown}; choose from {list(MIXES)}")
