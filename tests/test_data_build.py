@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import json
 import os
 import shutil
+import tracemalloc
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from typer.testing import CliRunner
 
 from rewardroute.cli import app
-from rewardroute.data.build import ENV_SOURCE, build_dataset, default_source_dir, longer_wins
+from rewardroute.data import build as build_module
+from rewardroute.data.build import ENV_SOURCE, build_dataset, default_source_dir, longer_wins, make_builder
 from rewardroute.data.readers import read_pairs, read_routing
 from rewardroute.data.schemas import PreferencePair, render_prompt
-from rewardroute.data.sources import DEFAULT_DOMAINS
+from rewardroute.data.sources import DEFAULT_DOMAINS, PAIR_BUILDERS
 from rewardroute.data.sources.alpaca_eval import AlpacaEvalPairs
 from rewardroute.data.sources.can_ai_code import CanAiCodeData
 from rewardroute.data.sources.hh_rlhf import split_dialogue, to_messages
@@ -26,8 +30,11 @@ from rewardroute.data.sources.model_names import can_ai_code_base_model, humanev
 from rewardroute.data.sources.pairing import Rated, balanced_sample, dedupe_judged, pass_fail_pairs, rated_pairs
 from rewardroute.data.sources.squality import SQuALITYPairs
 from rewardroute.data.sources.summeval import ASPECTS, SummEvalPairs
-from rewardroute.data.split import AFFIX_CHARS, SPLITS, affixes, merged_groups, split_of, split_records
-from rewardroute.errors import SourceMissingError
+from rewardroute.data.sources.base import PairBuilder
+from rewardroute.data.split import (AFFIX_CHARS, SPLITS, affix_digests, affixes, merged_digest_groups, merged_groups,
+                                    split_of, split_records)
+from rewardroute.errors import DataError, SourceMissingError
+from rewardroute.io import to_json_line
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("REWARDROUTE_DATA") or REPO / "datasets")
@@ -87,6 +94,53 @@ def test_groups_sharing_a_prefix_or_suffix_are_merged_into_one_split() -> None:
     # without texts, the group key alone decides
     plain = split_records(recs, key=lambda r: r[0])
     assert all(split_of(r[0]) == s for s, rs in plain.items() for r in rs)
+
+
+def _text_rule(keys: list[str], texts: list[str]) -> dict[str, str]:
+    """The merge rule spelled out on the texts, as the build applied it before it streamed: the
+    connected components of group keys linked by a shared normalised prefix (or suffix), each
+    named by its smallest key. No digests, no union-find: an independent oracle."""
+    keys_of: dict[tuple[str, str], set[str]] = defaultdict(set)
+    affixes_of: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for key, text in zip(keys, texts):
+        head, tail = affixes(text)
+        for affix in (("head", head), ("tail", tail)):
+            keys_of[affix].add(key)
+            affixes_of[key].add(affix)
+    root: dict[str, str] = {}
+    for key in affixes_of:
+        if key in root:
+            continue
+        component, todo, done = {key}, [key], set()
+        while todo:
+            for affix in affixes_of[todo.pop()] - done:
+                done.add(affix)
+                todo += keys_of[affix] - component
+                component |= keys_of[affix]
+        root.update(dict.fromkeys(component, min(component)))
+    return root
+
+
+def test_affix_digest_grouping_is_the_text_rule() -> None:
+    long = "a shared opening of a story, long enough to fill the whole prefix window. " * 4
+    end = " and the same long closing paragraph that every one of these tasks ends with." * 4
+    cases = [
+        ("k5", long + "first question?"), ("k3", long + "second question?"),  # one prefix
+        ("k9", "Another start. " * 20 + end), ("k3", "task three " * 30 + end),  # a suffix links k3 again
+        ("k7", "LOUDER  " + "x " * 150 + "tail"), ("k8", "louder " + "X " * 150 + "TAIL"),  # case, spaces
+        ("k6", "p" * AFFIX_CHARS + " then its own end" * 12), ("k0", "its own start " * 15 + "p" * AFFIX_CHARS),
+        ("k1", "short"), ("k4", "short"), ("k2", "other short"),  # k6's prefix is k0's suffix: no merge
+        ("k5", "k5 again with another text " * 10),  # a key with two prompts brings both affixes
+        ("k10", "k5 again with another text " * 10 + "!"),
+    ]
+    keys, texts = [k for k, _ in cases], [t for _, t in cases]
+    expected = _text_rule(keys, texts)
+    assert expected == {"k5": "k10", "k3": "k10", "k9": "k10", "k10": "k10", "k7": "k7", "k8": "k7", "k6": "k6",
+                        "k0": "k0", "k1": "k1", "k4": "k1", "k2": "k2"}  # k10 < k3 < k5 < k9 as strings
+    assert merged_groups(keys, texts) == expected
+    assert merged_digest_groups(zip(keys, map(affix_digests, texts))) == expected
+    assert merged_digest_groups(reversed(list(zip(keys, map(affix_digests, texts))))) == expected  # any order
+    assert all(len(d) == 16 for t in texts for d in affix_digests(t))
 
 
 def test_longer_wins_counts_ties_half() -> None:
@@ -359,10 +413,24 @@ def test_a_query_has_the_same_split_in_pairs_and_routing_tables(built, by_domain
         assert all(pair_split[q] == split_of(q) for q in matched)
 
 
+def test_streamed_split_files_are_the_in_memory_text_split_byte_for_byte(built) -> None:
+    """The build streams pairs to their files and merges groups on affix digests; the files are
+    exactly what the whole list of pairs, split by the text rule, gave before it streamed."""
+    pairs = [p for d in DEFAULT_DOMAINS for cls in PAIR_BUILDERS[d] for p in make_builder(cls, 0).build(DATA)]
+    root = _text_rule([p.group_key() for p in pairs], [render_prompt(p.prompt) for p in pairs])
+    assert any(k != r for k, r in root.items())  # the real data has groups merged by a shared affix
+    lines: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for p in pairs:
+        lines[split_of(root[p.group_key()])].append(to_json_line(p))
+    for s in SPLITS:
+        assert (built / "prefs" / f"{s}.jsonl").read_bytes() == "".join(lines[s]).encode("utf-8"), s
+
+
 def test_rebuilding_one_domain_gives_the_same_pairs(built, by_domain, tmp_path) -> None:
     report = build_dataset(DATA, tmp_path, domains="summarization", routing=False)
-    again = [p for pairs in report.splits.values() for p in pairs]
+    again = [p for s in SPLITS for p in read_pairs(tmp_path / "prefs" / f"{s}.jsonl")]
     assert sorted(p.id for p in again) == sorted(p.id for p in by_domain["summarization"])
+    assert report.counts()["summarization"]["total"] == len(again)
     assert not (tmp_path / "routing").exists()
 
 
@@ -371,6 +439,79 @@ def test_stories_domain_builds_on_request(tmp_path) -> None:
     counts = report.counts()
     assert set(counts) == {"stories"} and all(counts["stories"][s] > 0 for s in SPLITS)
     assert counts["stories"]["total"] > 800
+
+
+# ---------------------------------------------------------------- memory: the pairs stream
+
+ANSWER_CHARS = 10_000
+PAIRS_EACH = 50
+
+
+@dataclasses.dataclass
+class _Synthetic(PairBuilder):
+    """PAIRS_EACH pairs with a prompt (and so a group) of their own and long answers."""
+
+    name: ClassVar[str] = "synthetic"
+    domain: ClassVar[str] = "synthetic"
+    origin_url: ClassVar[str] = "https://example.org/synthetic"
+    required_files: ClassVar[tuple[str, ...]] = ()
+    ids: ClassVar[str] = "{name}:{j}"
+
+    def build(self, source_dir: Path) -> list[PreferencePair]:
+        return [PreferencePair(id=self.ids.format(name=self.name, j=j), prompt=f"question {self.name}-{j}",
+                               chosen=f"{j}" + "c" * ANSWER_CHARS, rejected=f"{j}" + "r" * (ANSWER_CHARS // 2),
+                               domain="synthetic", source=self.name) for j in range(PAIRS_EACH)]
+
+
+def _synthetic_builders(monkeypatch, count: int, **attrs) -> None:
+    classes = tuple(type(f"Synthetic{i}", (_Synthetic,), {"name": f"synthetic{i}", **attrs}) for i in range(count))
+    monkeypatch.setattr(build_module, "PAIR_BUILDERS", {"synthetic": classes})
+
+
+def _build_peak(monkeypatch, tmp_path: Path, count: int) -> int:
+    """Peak bytes allocated while building `count` synthetic builders' pairs."""
+    _synthetic_builders(monkeypatch, count)
+    tracemalloc.start()
+    try:
+        report = build_dataset(tmp_path, tmp_path / f"out{count}", domains="synthetic", routing=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.counts()["synthetic"]["total"] == count * PAIRS_EACH
+    return peak
+
+
+def test_build_memory_does_not_grow_with_the_pairs(monkeypatch, tmp_path) -> None:
+    """One builder's pairs are in memory at a time; the build keeps only digests and counts."""
+    _build_peak(monkeypatch, tmp_path, 1)  # first-use allocations (code digest, imports) out of the way
+    small, large = _build_peak(monkeypatch, tmp_path, 2), _build_peak(monkeypatch, tmp_path, 20)
+    added_text = 18 * PAIRS_EACH * (ANSWER_CHARS * 3 // 2)  # 13.5 MB of answers in the 18 builders more
+    # Holding every pair (the build before it streamed) grew the peak by ~110% of the added text;
+    # streaming keeps ~500 bytes a pair (group key, digests of its affixes, id, prompt and group),
+    # ~3% here. A quarter leaves room for allocator noise both ways and still fails a held list.
+    assert large - small < added_text / 4, (small, large)
+    assert {s: len(read_pairs(tmp_path / "out20" / "prefs" / f"{s}.jsonl")) for s in SPLITS} == \
+        {s: c for s, c in json.loads((tmp_path / "out20" / "SUMMARY.json").read_text())["pairs"]["synthetic"].items()
+         if s != "total"}
+
+
+def test_duplicate_ids_and_a_builder_that_changes_between_passes_fail(monkeypatch, tmp_path) -> None:
+    _synthetic_builders(monkeypatch, 2, ids="same:{j}")
+    with pytest.raises(DataError, match=r"50 duplicate pair ids, e\.g\. \['same:0', 'same:1', 'same:2'\]"):
+        build_dataset(tmp_path, tmp_path / "dupes", domains="synthetic", routing=False)
+    assert not (tmp_path / "dupes" / "prefs").exists()
+
+    runs = Counter()
+
+    class Flaky(_Synthetic):
+        def build(self, source_dir: Path) -> list[PreferencePair]:
+            runs[self.name] += 1
+            return super().build(source_dir)[: PAIRS_EACH - runs[self.name]]
+
+    monkeypatch.setattr(build_module, "PAIR_BUILDERS", {"synthetic": (Flaky,)})
+    with pytest.raises(DataError, match="'synthetic' gave other pairs on its second run"):
+        build_dataset(tmp_path, tmp_path / "flaky", domains="synthetic", routing=False)
+    assert not list((tmp_path / "flaky" / "prefs").iterdir())  # no split file, finished or half-written
 
 
 # ---------------------------------------------------------------- missing sources

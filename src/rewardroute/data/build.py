@@ -10,8 +10,9 @@ Output layout (all written atomically):
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -20,11 +21,12 @@ from typing import Any
 from .. import __version__
 from ..errors import ConfigError, DataError, SourceMissingError
 from ..fingerprint import code_identity
-from ..io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from ..io import to_json_line, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from .schemas import PreferencePair, RoutingRecord, render_prompt
 from .sources import DEFAULT_DOMAINS, PAIR_BUILDERS, ROUTING_BUILDERS, Builder, PairBuilder, RoutingBuilder
 from .split import RULE as SPLIT_RULE
-from .split import SPLITS, TRAIN_BELOW, VALID_BELOW, split_records
+from .split import SPLITS, TRAIN_BELOW, VALID_BELOW, Split, affix_digests, digest, merged_digest_groups, split_of
+from .split_writer import jsonl_files
 
 ENV_SOURCE = "REWARDROUTE_DATA"
 DATASETS_FOLDER = "datasets"  # the shipped public sources, at the repository root
@@ -85,6 +87,11 @@ def make_builder(cls: type[Builder], seed: int) -> Builder:
 
 # ---------------------------------------------------------------- statistics
 
+def longer_score(p: PreferencePair) -> float:
+    """1 if the chosen answer is the longer one (in characters), 0.5 on a tie, else 0."""
+    return 1.0 if len(p.chosen) > len(p.rejected) else 0.5 if len(p.chosen) == len(p.rejected) else 0.0
+
+
 def longer_wins(pairs: Iterable[PreferencePair]) -> float | None:
     """Share of pairs whose chosen answer is the longer one (in characters; a tie counts half).
 
@@ -93,7 +100,7 @@ def longer_wins(pairs: Iterable[PreferencePair]) -> float | None:
     n = score = 0
     for p in pairs:
         n += 1
-        score += 1.0 if len(p.chosen) > len(p.rejected) else 0.5 if len(p.chosen) == len(p.rejected) else 0.0
+        score += longer_score(p)
     return score / n if n else None
 
 
@@ -127,38 +134,64 @@ def builder_identity() -> str:
 
 
 @dataclass
+class Tally:
+    """The pairs of one domain written to one split: count, longer-wins score, and digests of
+    their distinct prompts and group keys (16 bytes each, not the texts)."""
+
+    pairs: int = 0
+    longer: float = 0.0
+    prompts: set[bytes] = field(default_factory=set)
+    groups: set[bytes] = field(default_factory=set)
+
+    def add(self, p: PreferencePair) -> None:
+        self.pairs += 1
+        self.longer += longer_score(p)
+        self.prompts.add(digest(render_prompt(p.prompt)))
+        self.groups.add(digest(p.group_key()))
+
+
+@dataclass
 class BuildReport:
-    """What a build produced; `summary()` is SUMMARY.json."""
+    """What a build produced; `summary()` is SUMMARY.json. It keeps running statistics of the
+    pairs written (`tallies`), never the pairs themselves."""
 
     source_dir: Path
     out_dir: Path
     domains: tuple[str, ...]
     seed: int
-    splits: dict[str, list[PreferencePair]] = field(default_factory=dict)
+    tallies: dict[str, dict[Split, Tally]] = field(default_factory=dict)  # domain -> split -> Tally
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     routing: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     rules: dict[str, str] = field(default_factory=dict)
 
+    def add(self, split: Split, p: PreferencePair) -> None:
+        """Count a pair written to `split`."""
+        self.tallies.setdefault(p.domain, {s: Tally() for s in SPLITS})[split].add(p)
+
+    def _domains_seen(self) -> list[str]:
+        """Domains with pairs, in the order they first appear in train, then valid, then test (the
+        order SUMMARY.json lists them in, as when it was counted from the split files)."""
+        return list(dict.fromkeys(d for s in SPLITS for d, row in self.tallies.items() if row[s].pairs))
+
     def counts(self) -> dict[str, dict[str, int]]:
         """domain -> split -> pairs (plus "total")."""
         out: dict[str, dict[str, int]] = {d: {s: 0 for s in SPLITS} for d in self.domains}
-        for split, pairs in self.splits.items():
-            for p in pairs:
-                out.setdefault(p.domain, {s: 0 for s in SPLITS})[split] += 1
+        for d in self._domains_seen():
+            out[d] = {s: self.tallies[d][s].pairs for s in SPLITS}
         for row in out.values():
             row["total"] = sum(row[s] for s in SPLITS)
         return out
 
     def unit_counts(self) -> dict[str, dict[str, dict[str, int]]]:
         """domain -> split -> {"prompts": distinct prompts, "groups": distinct group keys}."""
-        seen: dict[str, dict[str, dict[str, set[str]]]] = {}
-        for split, pairs in self.splits.items():
-            for p in pairs:
-                row = seen.setdefault(p.domain, {s: {"prompts": set(), "groups": set()} for s in SPLITS})
-                row[split]["prompts"].add(render_prompt(p.prompt))
-                row[split]["groups"].add(p.group_key())
-        return {d: {s: {k: len(v) for k, v in row[s].items()} for s in SPLITS} for d, row in seen.items()}
+        return {d: {s: {"prompts": len(self.tallies[d][s].prompts), "groups": len(self.tallies[d][s].groups)}
+                    for s in SPLITS} for d in self._domains_seen()}
+
+    def longer_wins_test(self) -> dict[str, float]:
+        """domain -> longer-wins share of its test pairs (domains with test pairs, sorted)."""
+        test = {d: row["test"] for d, row in self.tallies.items() if row["test"].pairs}
+        return {d: round(test[d].longer / test[d].pairs, 4) for d in sorted(test)}
 
     def summary(self) -> dict[str, Any]:
         counts = self.counts()
@@ -173,7 +206,7 @@ class BuildReport:
             "pairs": counts,
             "prompts": self.unit_counts(),
             "pairs_total": {s: sum(c[s] for c in counts.values()) for s in (*SPLITS, "total")},
-            "longer_wins_test": {d: v["longer_wins"] for d, v in pair_stats(self.splits.get("test", [])).items()},
+            "longer_wins_test": self.longer_wins_test(),
             "sources": self.sources,
             "routing": self.routing,
             "skipped": self.skipped,
@@ -202,8 +235,9 @@ def build_dataset(source_dir: str | Path, out_dir: str | Path, *, domains: str |
     """Build every requested domain (and the routing tables) from `source_dir` into `out_dir`.
 
     A missing source raises SourceMissingError, or with `skip_missing` is reported through `warn`
-    and left out. `on_step(name)` is called before each builder runs (for a progress bar). A
-    non-empty `out_dir` is refused unless `overwrite`.
+    and left out. `on_step(name)` is called once per builder, before it first runs (for a progress
+    bar; pair builders run a second time to write their pairs, unreported). A non-empty `out_dir`
+    is refused unless `overwrite`.
     """
     source_dir, out_dir = Path(source_dir).resolve(), Path(out_dir)
     check_output_dir(out_dir, overwrite)
@@ -214,10 +248,8 @@ def build_dataset(source_dir: str | Path, out_dir: str | Path, *, domains: str |
     on_step = on_step or (lambda _name: None)
     warn = warn or (lambda _msg: None)
 
-    pairs = _build_pairs(report, skip_missing, on_step, warn)
-    report.splits = split_records(pairs, key=PreferencePair.group_key, text=lambda p: render_prompt(p.prompt))
-    for split, rows in report.splits.items():
-        write_jsonl_atomic(out_dir / "prefs" / f"{split}.jsonl", rows)
+    plan = _plan_pairs(report, skip_missing, on_step, warn)
+    _write_pairs(report, plan)
     if routing:
         _build_routing(report, skip_missing, on_step, warn)
     write_json_atomic(out_dir / "SUMMARY.json", report.summary())
@@ -225,9 +257,29 @@ def build_dataset(source_dir: str | Path, out_dir: str | Path, *, domains: str |
     return report
 
 
-def _build_pairs(report: BuildReport, skip_missing: bool, on_step: Callable[[str], None],
-                 warn: Callable[[str], None]) -> list[PreferencePair]:
-    pairs: list[PreferencePair] = []
+# The pairs are built twice, one builder at a time, so that no more than one builder's pairs are
+# ever in memory: a first pass learns what the split needs (group keys and prompt-affix digests),
+# a second builds them again and streams each to its split file. Builders are deterministic for a
+# seed (their sampling is seeded by the build seed), so the second pass gives the same pairs in the
+# same order; `_ids_digest` checks that it did.
+
+@dataclass
+class PairPlan:
+    """What the first pass learns: the builders that ran (with a digest of the ids they gave) and
+    the split of every group key."""
+
+    builders: list[tuple[PairBuilder, bytes]]
+    split_of_key: dict[str, Split]
+
+
+def _plan_pairs(report: BuildReport, skip_missing: bool, on_step: Callable[[str], None],
+                warn: Callable[[str], None]) -> PairPlan:
+    """First pass: run every builder, keep per group key the digests of its prompts' affixes, and
+    check that pair ids are unique; the pairs themselves are dropped after each builder."""
+    affixes_of: dict[str, set[bytes]] = {}
+    ids = UniqueIds()
+    domains_seen: set[str] = set()
+    ran: list[tuple[PairBuilder, bytes]] = []
     for domain in report.domains:
         for cls in PAIR_BUILDERS[domain]:
             builder = make_builder(cls, report.seed)
@@ -235,14 +287,42 @@ def _build_pairs(report: BuildReport, skip_missing: bool, on_step: Callable[[str
             built = _run(builder, report.source_dir, skip_missing, report, warn)
             if built is None:
                 continue
-            pairs += built
+            for p in built:
+                affixes_of.setdefault(p.group_key(), set()).update(affix_digests(render_prompt(p.prompt)))
+                ids.add(p.id)
+                domains_seen.add(p.domain)
+            ran.append((builder, _ids_digest(built)))
             report.sources[builder.name] = {"domain": domain, "pairs": len(built), "origin_url": builder.origin_url,
                                             "params": builder.params(), **_notes(builder)}
             report.rules[f"{domain}/{builder.name}"] = builder.rules
-        if not any(p.domain == domain for p in pairs):
+        if domain not in domains_seen:
             warn(f"domain '{domain}' has no pairs")
-    _check_unique_ids(pairs)
-    return pairs
+    ids.check()
+    roots = merged_digest_groups(affixes_of.items())
+    return PairPlan(ran, {key: split_of(root) for key, root in roots.items()})
+
+
+def _write_pairs(report: BuildReport, plan: PairPlan) -> None:
+    """Second pass: run the builders again and append each pair to its split file, counting it in
+    the report; the split files replace the old ones only once all are written."""
+    with jsonl_files(report.out_dir / "prefs", SPLITS) as files:
+        for builder, ids_digest in plan.builders:
+            pairs = builder.build(report.source_dir)
+            if _ids_digest(pairs) != ids_digest:
+                raise DataError(f"builder '{builder.name}' gave other pairs on its second run: a builder must "
+                                "give the same pairs for the same sources and seed")
+            for p in pairs:
+                split = plan.split_of_key[p.group_key()]
+                files[split].write(to_json_line(p))
+                report.add(split, p)
+
+
+def _ids_digest(pairs: Sequence[PreferencePair]) -> bytes:
+    """Which pairs a builder gave, in which order (by id)."""
+    h = hashlib.sha256()
+    for p in pairs:
+        h.update(p.id.encode("utf-8") + b"\0")
+    return h.digest()
 
 
 def _build_routing(report: BuildReport, skip_missing: bool, on_step: Callable[[str], None],
@@ -276,10 +356,23 @@ def _notes(builder: Builder) -> dict[str, Any]:
     return {"notes": notes} if notes else {}
 
 
-def _check_unique_ids(pairs: Sequence[PreferencePair]) -> None:
-    dupes = [i for i, n in Counter(p.id for p in pairs).items() if n > 1]
-    if dupes:
-        raise DataError(f"{len(dupes)} duplicate pair ids, e.g. {dupes[:3]}: a builder's id scheme is not unique")
+class UniqueIds:
+    """Pair ids seen so far, as digests; the ids that came twice are kept to name them."""
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+        self.dupes: dict[str, None] = {}
+
+    def add(self, pid: str) -> None:
+        d = digest(pid)
+        if d in self.seen:
+            self.dupes[pid] = None
+        self.seen.add(d)
+
+    def check(self) -> None:
+        if self.dupes:
+            dupes = list(self.dupes)
+            raise DataError(f"{len(dupes)} duplicate pair ids, e.g. {dupes[:3]}: a builder's id scheme is not unique")
 
 
 def _models(records: Sequence[RoutingRecord]) -> set[str]:

@@ -6,6 +6,8 @@ prompts share a normalised 200-character prefix or suffix are merged as well (a 
 near-duplicates a key misses), and each merged group goes to one split by a hash of its smallest
 key. So no prompt, and no prompt that opens or ends like one in another split, is seen in
 training and scored in test. The hash is stable across machines, Python versions and runs.
+The merge compares 16-byte digests of the prefixes and suffixes, so a build can plan the split of
+any number of pairs without holding their texts (`merged_digest_groups`).
 """
 
 from __future__ import annotations
@@ -51,10 +53,23 @@ def affixes(text: str, chars: int = AFFIX_CHARS) -> tuple[str, str]:
     return t[:chars], t[-chars:]
 
 
-def merged_groups(keys: Sequence[str], texts: Sequence[str], chars: int = AFFIX_CHARS) -> dict[str, str]:
-    """group key -> the smallest key of its merged group, where groups whose texts share a
-    normalised prefix or suffix are merged (transitively)."""
-    parent: dict[str, str] = {k: k for k in keys}
+def digest(text: str) -> bytes:
+    """16 bytes of the sha256 of the UTF-8 text: tells texts apart (a collision needs ~2^64 of them)
+    in a fraction of their size, so a build can remember every prompt without holding it."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+def affix_digests(text: str, chars: int = AFFIX_CHARS) -> tuple[bytes, bytes]:
+    """Digests of the normalised prefix and suffix (see `affixes`); each is tagged with its side,
+    since a prefix merges only with a prefix and a suffix only with a suffix."""
+    head, tail = affixes(text, chars)
+    return digest("head\0" + head), digest("tail\0" + tail)
+
+
+def merged_digest_groups(groups: Iterable[tuple[str, Iterable[bytes]]]) -> dict[str, str]:
+    """group key -> the smallest key of its merged group, from (group key, affix digests) items
+    (a key may come several times): groups that share an affix digest are merged (transitively)."""
+    parent: dict[str, str] = {}
 
     def find(k: str) -> str:
         while parent[k] != k:
@@ -62,15 +77,20 @@ def merged_groups(keys: Sequence[str], texts: Sequence[str], chars: int = AFFIX_
             k = parent[k]
         return k
 
-    owner: dict[tuple[str, str], str] = {}
-    for key, text in zip(keys, texts):
-        head, tail = affixes(text, chars)
-        for affix in (("head", head), ("tail", tail)):
-            other = owner.setdefault(affix, key)
-            a, b = find(key), find(other)
+    owner: dict[bytes, str] = {}
+    for key, digests in groups:
+        parent.setdefault(key, key)
+        for affix in digests:
+            a, b = find(key), find(owner.setdefault(affix, key))
             if a != b:  # the smaller key is the root, so the result does not depend on input order
                 parent[max(a, b)] = min(a, b)
     return {k: find(k) for k in parent}
+
+
+def merged_groups(keys: Sequence[str], texts: Sequence[str], chars: int = AFFIX_CHARS) -> dict[str, str]:
+    """group key -> the smallest key of its merged group, where groups whose texts share a
+    normalised prefix or suffix are merged (transitively)."""
+    return merged_digest_groups(zip(keys, (affix_digests(t, chars) for t in texts)))
 
 
 def split_records(records: Iterable[T], key: Callable[[T], str],
