@@ -9,6 +9,10 @@ re-run (after a crash, or later to retry failures) keeps every response already 
 for an unchanged query and asks only for what is missing, i.e. the (query, backend) cells
 without a response. The final file is written atomically, in input order.
 
+Streaming: queries are asked a window of records at a time, and rows of earlier runs are
+not held in memory, only where each lies (file and byte offset), so memory stays flat
+whatever the size of the input. The output is left as it is until the new one replaces it.
+
 What a response depends on besides its query (the backend set: names, urls, models, prices,
 extra request fields; and the generation settings) is the output's fingerprint, kept in
 `<out>.fingerprint.json`: a re-run with a different one stops with an error naming what
@@ -20,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Awaitable, Iterable, Iterator, Sequence, Sized
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,10 +36,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..backends.client import BackendError, BackendPool, RetryPolicy
 from ..backends.config import BackendConfig
 from ..console import console, progress
-from ..data.readers import read_routing
+from ..data.readers import iter_records
 from ..data.schemas import Prompt, RoutingRecord
 from ..fingerprint import guard_output, settings_value
-from ..io import CheckpointedJsonl, write_jsonl_atomic
+from ..io import CheckpointedJsonl, to_json_line, write_jsonl_atomic
+
+# Records asked at once. It bounds what a run holds (records, coroutines, answers not yet
+# written) whatever the size of the input; each backend's max_concurrency still applies. Not
+# a CollectConfig field: it changes how a run goes, not what it collects (the fingerprint).
+WINDOW = 256
+
+Where = tuple[Path, int]  # a row's file and the byte offset its line starts at
+T = TypeVar("T")
 
 
 class CollectConfig(BaseModel):
@@ -53,33 +67,61 @@ def messages_for(query: Prompt, system_prompt: str | None) -> list[dict[str, str
     return msgs
 
 
-def _read_tolerant(path: Path) -> list[dict]:
-    """JSON objects of a file we wrote; a torn last line (a crash mid-write) is dropped."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
+# -- rows of earlier runs, found by offset -------------------------------------------------------
+
+def _parse(line: bytes) -> RoutingRecord | None:
+    try:
+        return RoutingRecord.model_validate(json.loads(line))
+    except ValueError:
+        return None  # an unreadable old row is simply asked for again
+
+
+def _index_file(path: Path, where: dict[str, Where]) -> int:
+    """Note in `where` the offset of each readable row of `path` (a later row of an id replaces
+    an earlier one); returns the end of its last complete line (a crash may tear the next)."""
+    end = 0
+    with open(path, "rb") as f:
         for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
+            if not line.endswith(b"\n"):
+                break
+            rec = _parse(line)
+            if rec is not None:
+                where[rec.id] = (path, end)
+            end += len(line)
+    return end
 
 
-def _previous(out: CheckpointedJsonl) -> dict[str, RoutingRecord]:
-    """Records of earlier runs: the finished file, then the partial one (the last row of an
-    id wins, so a retried record replaces its first attempt)."""
-    rows: dict[str, RoutingRecord] = {}
-    for src in (out.path, out.partial):
-        if not src.exists():
-            continue
-        for raw in _read_tolerant(src):
-            try:
-                rec = RoutingRecord.model_validate(raw)
-            except ValueError:
-                continue  # an unreadable old row is simply asked for again
-            rows[rec.id] = rec
-    return rows
+def _index(out: CheckpointedJsonl) -> dict[str, Where]:
+    """Where the last readable row of each id lies: in the finished file, then in the partial one
+    (so a retried record's row replaces its first attempt). The partial file loses a torn last
+    line here, which would otherwise swallow the first row appended after it."""
+    where: dict[str, Where] = {}
+    if out.path.exists():
+        _index_file(out.path, where)
+    if out.partial.exists():
+        os.truncate(out.partial, _index_file(out.partial, where))
+    return where
 
+
+def _read_row(where: Where | None) -> RoutingRecord | None:
+    """The row at `where`, read back from disk when its record needs it."""
+    if where is None:
+        return None
+    path, offset = where
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return _parse(f.readline())
+
+
+def _append(partial: BinaryIO, row: RoutingRecord) -> int:
+    """Append `row`, flushed so that a crash keeps it; returns the offset it starts at."""
+    offset = partial.tell()
+    partial.write(to_json_line(row).encode("utf-8"))
+    partial.flush()
+    return offset
+
+
+# -- what to ask, what to write ------------------------------------------------------------------
 
 def _merge(base: RoutingRecord, prev: RoutingRecord | None, backends: Sequence[str]) -> tuple[RoutingRecord, list[str]]:
     """The record to fill and the backends still missing for it."""
@@ -89,6 +131,54 @@ def _merge(base: RoutingRecord, prev: RoutingRecord | None, backends: Sequence[s
     costs = dict(prev.costs or {})
     rec = base.model_copy(update={"responses": responses, "costs": costs, "errors": {}})
     return rec, [b for b in backends if b not in responses]
+
+
+def _output_row(base: RoutingRecord, row: RoutingRecord | None) -> RoutingRecord:
+    """What OUT holds for input record `base`: its fields as the input has them, the answers of
+    its collected `row` (none if the input changed under the run: the next run asks it)."""
+    if row is None or row.query != base.query:
+        return base.model_copy(update={"responses": {}, "costs": None, "errors": None})
+    return base.model_copy(update={"responses": row.responses, "costs": row.costs or None,
+                                   "errors": row.errors or None})
+
+
+def _write_output(out: CheckpointedJsonl, records: Iterable[RoutingRecord], n: int,
+                  previous: dict[str, Where], fresh: dict[int, int]) -> int:
+    """Write OUT atomically: the first `n` records, in input order, each once, its row read back
+    from the partial file (asked this run) or from where an earlier run left it. Returns how
+    many (query, backend) cells failed."""
+    failed = 0
+
+    def rows() -> Iterator[RoutingRecord]:
+        nonlocal failed
+        for i, base in enumerate(islice(records, n)):
+            where = (out.partial, fresh[i]) if i in fresh else previous.get(base.id)
+            row = _output_row(base, _read_row(where))
+            failed += len(row.errors or {})
+            yield row
+
+    write_jsonl_atomic(out.path, rows())
+    return failed
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+def _windows(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size` (the last one shorter), taken only as each is needed."""
+    it = iter(items)
+    return iter(lambda: list(islice(it, size)), [])
+
+
+async def _all(jobs: Iterable[Awaitable[Any]]) -> None:
+    """Await `jobs` together. If one fails the others are cancelled, and awaited, before the error
+    goes up: none of them writes after the run has stopped."""
+    tasks = [asyncio.ensure_future(j) for j in jobs]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 # Backend fields that change what is stored (timeouts, retries and keys do not).
@@ -101,22 +191,28 @@ def collect_fingerprint(backends: Sequence[BackendConfig], config: CollectConfig
             "generation": settings_value(config)}
 
 
-async def collect_async(backends: Sequence[BackendConfig], records: Sequence[RoutingRecord], out_path: str | Path,
+async def collect_async(backends: Sequence[BackendConfig], records: Iterable[RoutingRecord], out_path: str | Path,
                         config: CollectConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-                        retry: RetryPolicy | None = None, overwrite: bool = False) -> dict[str, Any]:
+                        retry: RetryPolicy | None = None, overwrite: bool = False,
+                        window: int = WINDOW) -> dict[str, Any]:
+    """Collect into `out_path`; returns counts. `records` is walked twice (to ask, then to write
+    OUT in order): a list, or an iterable that reads its source afresh on each walk."""
+    if iter(records) is records:
+        raise TypeError("records are walked twice: pass a list or a re-iterable, not an iterator")
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
     out = CheckpointedJsonl(out_path)
     guard_output(out.path, collect_fingerprint(backends, config), also=[out.partial], overwrite=overwrite)
-    prev = _previous(out)
+    previous = _index(out)
     names = [b.name for b in backends]
-    plan = [_merge(r, prev.get(r.id), names) for r in records]
-    todo = sum(len(missing) for _, missing in plan)
     stats = {b: {"ok": 0, "failed": 0} for b in names}
-    out.open([r for r, _ in plan if r.id in prev])  # keep what is done in case this run dies
+    counts = {"records": 0, "requested": 0, "already_done": 0}
+    fresh: dict[int, int] = {}  # input position -> offset in the partial file of the row asked this run
     params = {"max_tokens": config.max_tokens, "temperature": config.temperature, "seed": config.seed}
 
     async with BackendPool(backends, transport=transport, retry=retry) as pool:
-        with progress() as bar:
-            task = bar.add_task("collecting", total=todo, status="")
+        with progress() as bar, open(out.partial, "ab") as partial:
+            task = bar.add_task("collecting", total=len(records) if isinstance(records, Sized) else None, status="")
 
             async def one(rec: RoutingRecord, backend: str) -> None:
                 try:
@@ -127,34 +223,48 @@ async def collect_async(backends: Sequence[BackendConfig], records: Sequence[Rou
                 except BackendError as e:
                     rec.errors[backend] = e.short
                     stats[backend]["failed"] += 1
+
+            async def record(i: int, base: RoutingRecord) -> None:
+                rec, missing = _merge(base, _read_row(previous.get(base.id)), names)
+                counts["already_done"] += len(names) - len(missing)
+                counts["requested"] += len(missing)
+                if missing:
+                    await _all(one(rec, b) for b in missing)
+                    fresh[i] = _append(partial, rec)
                 bar.update(task, advance=1, status=f"{sum(s['failed'] for s in stats.values())} failed")
 
-            async def record(rec: RoutingRecord, missing: list[str]) -> None:
-                if missing:
-                    await asyncio.gather(*(one(rec, b) for b in missing))
-                    out.append(rec)
+            for part in _windows(enumerate(records), window):
+                await _all(record(i, base) for i, base in part)
+                counts["records"] += len(part)
 
-            try:
-                await asyncio.gather(*(record(r, m) for r, m in plan))
-            except BaseException:
-                out.close()
-                raise
-    out.close()
-    final = [r.model_copy(update={"errors": r.errors or None, "costs": r.costs or None}) for r, _ in plan]
-    write_jsonl_atomic(out.path, final)
+    failed = _write_output(out, records, counts["records"], previous, fresh)
     out.partial.unlink(missing_ok=True)
-    failed_cells = sum(1 for r in final for _ in (r.errors or {}))
-    return {"records": len(final), "requested": todo, "already_done": sum(len(names) - len(m) for _, m in plan),
-            "failed": failed_cells, "by_backend": stats}
+    return {**counts, "failed": failed, "by_backend": stats}
+
+
+class _QueryFile:
+    """The first `limit` records of a query file, read afresh on each walk, never all at once.
+    Making one walks them once: a bad row stops the run before any request, with an error naming
+    its file and line, and the count sizes the progress bar."""
+
+    def __init__(self, path: str | Path, limit: int | None):
+        self.path, self.limit = path, limit
+        self.count = sum(1 for _ in self)
+
+    def __iter__(self) -> Iterator[RoutingRecord]:
+        return islice(iter_records(self.path, RoutingRecord), self.limit)
+
+    def __len__(self) -> int:
+        return self.count
 
 
 def collect(backends: Sequence[BackendConfig], queries_path: str | Path, out_path: str | Path,
-            config: CollectConfig | None = None, *, limit: int | None = None, overwrite: bool = False) -> dict[str, Any]:
+            config: CollectConfig | None = None, *, limit: int | None = None, overwrite: bool = False,
+            window: int = WINDOW) -> dict[str, Any]:
     """Synchronous entry point (the CLI's)."""
-    records = read_routing(queries_path)
-    if limit is not None:
-        records = records[:limit]
-    result = asyncio.run(collect_async(backends, records, out_path, config or CollectConfig(), overwrite=overwrite))
+    queries = _QueryFile(queries_path, limit)
+    result = asyncio.run(collect_async(backends, queries, out_path, config or CollectConfig(), overwrite=overwrite,
+                                       window=window))
     if result["failed"]:
         console.print(f"[yellow]{result['failed']} (query, backend) calls failed[/]; they are in each "
                       "record's `errors` and are retried by the next run", highlight=False)
