@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -85,30 +84,79 @@ def scoring(pairs: list, batch: int) -> dict[str, Any]:
 
 
 def router_latency(calls: int) -> dict[str, Any]:
+    """p50/p99 of one 64-token query end to end (`probs`) and of the raw forward, in fp32 and
+    with the encoder quantised to int8 (`--precision int8`)."""
     from rewardroute.router import ExpertRouter, RouterConfig
+    from rewardroute.runtime import quantize_int8
 
-    router = ExpertRouter.build(RouterConfig(experts=["a", "b"])).eval()
     words = "Explain how a binary search works and when it fails on a sorted array of integers".split()
     query = " ".join((words * 8)[:60])  # about 64 tokens with the special tokens
-    tokens = router.backbone.pairs.pad(router.backbone.pairs.encode_texts([query]))
-    lat_e2e, lat_raw = [], []
-    for _ in range(10):  # warm-up
-        router.probs([query])
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        router.probs([query])
-        lat_e2e.append((time.perf_counter() - t0) * 1000)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            router.head(router.backbone(**tokens))
-        lat_raw.append((time.perf_counter() - t0) * 1000)
+    out: dict[str, Any] = {"calls": calls}
+    for precision in ("fp32", "int8"):
+        router = ExpertRouter.build(RouterConfig(experts=["a", "b"])).eval()
+        if precision == "int8":
+            quantize_int8(router.backbone)
+        tokens = router.backbone.pairs.pad(router.backbone.pairs.encode_texts([query]))
+        lat_e2e, lat_raw = [], []
+        for _ in range(10):  # warm-up
+            router.probs([query])
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            router.probs([query])
+            lat_e2e.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                router.head(router.backbone(**tokens))
+            lat_raw.append((time.perf_counter() - t0) * 1000)
+        suffix = "" if precision == "fp32" else "_int8"
+        out["tokens"] = int(tokens["input_ids"].shape[1])
+        out.update({f"p50_ms{suffix}": _pct(lat_e2e, 50), f"p99_ms{suffix}": _pct(lat_e2e, 99),
+                    f"raw_forward_p50_ms{suffix}": _pct(lat_raw, 50), f"raw_forward_p99_ms{suffix}": _pct(lat_raw, 99)})
+    return out
 
-    def pct(xs: list[float], q: float) -> float:
-        return round(float(np.percentile(xs, q)), 2)
 
-    return {"tokens": int(tokens["input_ids"].shape[1]), "calls": calls,
-            "p50_ms": pct(lat_e2e, 50), "p99_ms": pct(lat_e2e, 99),
-            "raw_forward_p50_ms": pct(lat_raw, 50), "raw_forward_p99_ms": pct(lat_raw, 99)}
+def _pct(xs: list[float], q: float) -> float:
+    return round(float(np.percentile(xs, q)), 2)
+
+
+def int8_routing(data: Path, repeats: int, limit: int | None) -> dict[str, Any]:
+    """What int8 costs in routing quality, on AlpacaEval-57: the cosine of each query's int8
+    embedding to its fp32 one, and kNN routing (k by inner CV) on repeated 5-fold CV with each
+    embedding: gap recovered, the paired difference, and how often the two pick the same model."""
+    from rewardroute.data.readers import read_routing
+    from rewardroute.eval.folds import fold_stats, paired_diff
+    from rewardroute.eval.routing_metrics import gap_recovered
+    from rewardroute.router import ExpertRouter, RouterConfig
+    from rewardroute.runtime import quantize_int8
+    from rewardroute.zooter.baselines import best_single_index, knn_choice, select_knn_k
+    from rewardroute.zooter.labels import score_table
+
+    table = score_table(read_routing(data / "routing" / "alpaca_eval_57.jsonl")[:limit])
+    scores, queries = np.asarray(table.scores), [render_prompt(r.query) for r in table.records]
+    router = ExpertRouter.build(RouterConfig(experts=["a", "b"])).eval()
+    with torch.inference_mode():
+        emb = {"fp32": router.embed(queries).float().numpy()}
+        quantize_int8(router.backbone)
+        emb["int8"] = router.embed(queries).float().numpy()
+    a, b = emb["fp32"], emb["int8"]
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    gaps: dict[str, list[float | None]] = {"fp32": [], "int8": []}
+    same = []
+    for rep in range(repeats):
+        for fold in np.array_split(np.random.default_rng(rep).permutation(len(scores)), 5):
+            tr = np.setdiff1d(np.arange(len(scores)), fold)
+            best = scores[fold][:, best_single_index(scores[tr])].mean()
+            picks = {}
+            for name, e in emb.items():
+                picks[name] = knn_choice(e[tr], scores[tr], e[fold], select_knn_k(e[tr], scores[tr]))
+                gaps[name].append(gap_recovered(scores[fold][np.arange(len(fold)), picks[name]].mean(), best,
+                                                scores[fold].max(axis=1).mean()))
+            same.append(float((picks["fp32"] == picks["int8"]).mean()))
+    return {"queries": len(queries), "models": scores.shape[1], "folds": len(same),
+            "cosine_min": round(float(cos.min()), 4), "cosine_mean": round(float(cos.mean()), 4),
+            "same_pick": round(float(np.mean(same)), 3),
+            "gap_fp32": fold_stats(gaps["fp32"]), "gap_int8": fold_stats(gaps["int8"]),
+            "gap_int8_minus_fp32": paired_diff(gaps["int8"], gaps["fp32"])}
 
 
 def training(pairs: list, steps: int, data: Path) -> dict[str, Any]:
@@ -141,6 +189,45 @@ def training(pairs: list, steps: int, data: Path) -> dict[str, Any]:
         proc = subprocess.run([sys.executable, __file__, "--peak-step", str(accum), "--data", str(data)],
                               capture_output=True, text=True)
         out[f"single_step_peak_rss_mb_accum{accum}"] = float(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    return out
+
+
+def training_processes(pairs: list, n: int, archs: tuple[str, ...]) -> dict[str, Any]:
+    """`rm train` on `n` pairs (1 epoch, no valid set), on 1 process with 2 threads and on 2
+    torchrun processes (gloo) with 1 thread each: the same 2 cores, the same global batch.
+    Pairs/s count the whole command (start-up and saving included), so read the ratio."""
+    import json
+    import os
+    import tempfile
+
+    from rewardroute.io import write_jsonl_atomic
+
+    out: dict[str, Any] = {"pairs": n}
+    with tempfile.TemporaryDirectory() as tmp:
+        train = Path(tmp) / "train.jsonl"
+        write_jsonl_atomic(train, pairs[:n])
+        for arch in archs:
+            for procs, threads in ((1, "2"), (2, "1")):
+                env = dict(os.environ, OMP_NUM_THREADS=threads, TOKENIZERS_PARALLELISM="false")
+                launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+                          if procs == 2 else [sys.executable])
+                dest = Path(tmp) / f"{arch}-{procs}"
+                cmd = [*launch, "-m", "rewardroute", "rm", "train", "--arch", arch, "--train", str(train),
+                       "--epochs", "1", "--max-length", "128", "--out", str(dest), "--set", "training.batch_size=16",
+                       "--set", "training.device=cpu"]
+                t0 = time.perf_counter()
+                proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                seconds = time.perf_counter() - t0
+                key = f"{arch}_{procs}proc"
+                if proc.returncode != 0:
+                    out[key] = {"error": proc.stderr[-500:]}
+                    continue
+                meta = json.loads((dest / "config.json").read_text())
+                out[key] = {"seconds": round(seconds, 1), "pairs_per_s": round(n / seconds, 2),
+                            "fit_seconds": (meta.get("extra", {}).get("training") or {}).get("seconds")}
+            one, two = out.get(f"{arch}_1proc", {}), out.get(f"{arch}_2proc", {})
+            if "seconds" in one and "seconds" in two:
+                out[f"{arch}_speedup"] = round(one["seconds"] / two["seconds"], 2)
     return out
 
 
@@ -210,6 +297,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"({s['arliss_vs_limit']:.2f}x) | >= 0.85x |",
         f"| router, one {r['tokens']}-token query | p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms | p50 < 10 ms |",
         f"| raw forward of that query | p50 {r['raw_forward_p50_ms']} ms, p99 {r['raw_forward_p99_ms']} ms | |",
+        f"| router with `--precision int8` (encoder quantised), the same query | p50 {r['p50_ms_int8']} ms, "
+        f"p99 {r['p99_ms_int8']} ms (raw forward p50 {r['raw_forward_p50_ms_int8']} ms) | p50 < 10 ms |",
         f"| training `single` (full fine-tuning, 1 process) | {t['single_train_pairs_per_s']} pairs/s | |",
         f"| training `arliss` (one LoRA adapter, 1 process) | {t['arliss_train_pairs_per_s']} pairs/s | |",
         f"| peak memory growth of one `single` step, 16 longest pairs at 256 tokens | "
@@ -218,8 +307,38 @@ def markdown(res: dict[str, Any]) -> str:
         f"{z['seconds']} s | < 60 s |",
         "",
         "Each figure is one run on a shared machine (best of 2 for scoring): read the ratios, not the third digit.",
+        "",
+        *int8_lines(res["int8_routing"]),
+        "",
+        *process_lines(res["training_processes"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def int8_lines(q: dict[str, Any]) -> list[str]:
+    from rewardroute.eval.folds import fmt, verdict
+
+    return [f"**What int8 costs in routing** (AlpacaEval-57, {q['queries']} queries, {q['models']} models; kNN "
+            f"with k by inner CV on each embedding, {q['folds']} folds of repeated 5-fold CV): int8 embeddings "
+            f"have cosine {q['cosine_mean']} to fp32 on average (min {q['cosine_min']}); the two pick the same "
+            f"model for {q['same_pick']:.0%} of test queries. Gap recovered: fp32 {fmt(q['gap_fp32'])}, int8 "
+            f"{fmt(q['gap_int8'])}; int8 minus fp32 {fmt(q['gap_int8_minus_fp32'])}: "
+            f"{verdict(q['gap_int8_minus_fp32'], 'int8', 'fp32')}."]
+
+
+def process_lines(t: dict[str, Any]) -> list[str]:
+    archs = [k[:-len("_1proc")] for k in t if k.endswith("_1proc")]
+    lines = [f"**Training on 1 and 2 processes** (`rm train`, {t['pairs']} pairs, 1 epoch, batch 16, 128 tokens; "
+             "1 process with 2 threads against 2 torchrun processes with 1 thread each on the same 2 cores; whole "
+             "command, start-up included):", "",
+             "| architecture | 1 process: s (pairs/s) | 2 processes: s (pairs/s) | speed-up |", "|---|---|---|---|"]
+    for a in archs:
+        cells = []
+        for procs in (1, 2):
+            c = t[f"{a}_{procs}proc"]
+            cells.append(f"{c['seconds']} ({c['pairs_per_s']})" if "seconds" in c else f"failed: {c['error'][-120:]}")
+        lines.append(f"| {a} | {cells[0]} | {cells[1]} | {t.get(f'{a}_speedup', '-')} |")
+    return lines
 
 
 def main() -> None:
@@ -239,7 +358,10 @@ def main() -> None:
                            "quick": args.quick}
     res["scoring"] = scoring(pairs, 16 if args.quick else 32)
     res["router"] = router_latency(20 if args.quick else 200)
+    res["int8_routing"] = int8_routing(data, 1 if args.quick else 3, 100 if args.quick else None)
     res["training"] = training(pairs, 1 if args.quick else 3, data)
+    res["training_processes"] = training_processes(pairs, 32 if args.quick else 128,
+                                                   ("single",) if args.quick else ("single", "more", "rodos", "arliss"))
     res["router_training"] = router_training(500 if args.quick else 10_000)
     name = "hot_paths_quick" if args.quick else "hot_paths"
     publish(name, res, None if args.quick or args.no_results_md else markdown(res))

@@ -10,11 +10,13 @@ import logging
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
+from pydantic import ValidationError
 from fastapi.testclient import TestClient
 
 from rewardroute.serve.app import create_app
-from rewardroute.serve.config import parse_serve_config
+from rewardroute.serve.config import RewardSettings, parse_serve_config
 from rewardroute.serve.router_service import load_expert_router
 from support.fake_backends import FakeBackends, url_of
 from support.serve_models import routed_reward_model, serve_models
@@ -154,6 +156,20 @@ def test_bfloat16_inference_keeps_decisions_and_rewards_close(models):
     p, q = json.loads(exact.headers["x-rewardroute-probs"]), json.loads(fast.headers["x-rewardroute-probs"])
     assert q["alpha"] == pytest.approx(p["alpha"], abs=0.02)
     assert fast_rewards.json()["data"][0]["reward"] == pytest.approx(rewards.json()["data"][0]["reward"], abs=0.05)
+
+
+def test_int8_router_keeps_decisions_close_and_leaves_rewards_alone(models):
+    router = load_expert_router(models.router_dir, int8=True)
+    exact = load_expert_router(models.router_dir)
+    texts = [MATH, "Write a short poem about the sea.", "What is the capital of France?"]
+    a, b = exact.embed(texts), router.embed(texts)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert 0.95 < cos.min() and cos.max() < 0.99999, cos  # close, and really quantised
+    assert (exact.probs(texts).argmax(1) == router.probs(texts).argmax(1)).all()
+    with serving(models, router={"precision": "int8"}) as client:
+        assert chat(client, MATH).headers["x-rewardroute-model"] == "alpha"
+    with pytest.raises(ValidationError, match="int8"):  # the reward models never take int8
+        RewardSettings(precision="int8")
 
 
 # -- failures -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import DeviceOption, PrecisionOption, cli_errors, print_json, runtime_config
+from .common import DeviceOption, PrecisionOption, RoutingPrecisionOption, cli_errors, print_json, runtime_config
 
 app = typer.Typer(help="Reward-guided LLM routing (Zooter): collect, score, train, route, eval.",
                   no_args_is_help=True)
@@ -249,7 +249,7 @@ def route(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache directory.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per query on stdout.")] = False,
     device: DeviceOption = "auto",
-    precision: PrecisionOption = "fp32",
+    precision: RoutingPrecisionOption = "fp32",
 ) -> None:
     """Print the model chosen for each query and the router's distribution."""
     with cli_errors():
@@ -275,7 +275,7 @@ def route(
         if strong_share is not None:
             strong, t = zr.strong_threshold(strong_share)
             policy, threshold = PolicySpec("threshold", share=strong_share), (zr.experts.index(strong), t)
-        probs = zr.probs(query, _cache_dir(cache_dir), runtime_config(device, precision))
+        probs = zr.probs(query, _cache_dir(cache_dir), runtime_config(device, precision, int8=True))
         for q, p in zip(query, probs):
             idx = rank(np.where(mask, p, -np.inf), policy, cvec, threshold)[0]
             dist = {m: float(v) for m, v in sorted(zip(zr.experts, p), key=lambda t: -t[1])}
@@ -309,7 +309,7 @@ def eval_(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache directory.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     device: DeviceOption = "auto",
-    precision: PrecisionOption = "fp32",
+    precision: RoutingPrecisionOption = "fp32",
 ) -> None:
     """Router vs best_single, oracle, random, knn, mlp and rmr, with MTR, uplift, APGR, CPT, AUC, AIQ."""
     with cli_errors():
@@ -326,7 +326,7 @@ def eval_(
         test = read_table(data, models, strict)
         if not test.records:
             raise ConfigError(f"{data}: no record has a score for every model of the router ({len(models)} models)")
-        cache, runtime = _cache_dir(cache_dir), runtime_config(device, precision)
+        cache, runtime = _cache_dir(cache_dir), runtime_config(device, precision, int8=True)
         test_emb = zr.embed([r.query for r in test.records], cache, runtime)
         train = train_emb = None
         if train_data is not None:

@@ -31,6 +31,8 @@ class Router(Protocol):
     def probs(self, queries: Sequence[Prompt]) -> np.ndarray: ...
     def strong_threshold(self, share: float) -> tuple[str, float]: ...  # two-model routers
     def to(self, device: Any) -> Any: ...
+    @property
+    def module(self) -> torch.nn.Module: ...  # the torch module to place on a device or quantise
 
 
 class DomainRouter:

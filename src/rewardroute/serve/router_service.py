@@ -86,14 +86,21 @@ class LoadedRouter:
         return self.head(self.embed(texts))
 
 
-def load_expert_router(path: Path, device=None) -> LoadedRouter:
+def load_expert_router(path: Path, device=None, *, int8: bool = False) -> LoadedRouter:
     """Any saved router (`router.interface`: a Zooter router with its kNN mix, or a domain
-    router), split for serving into its costly embedding and its cheap head."""
+    router), split for serving into its costly embedding and its cheap head. `int8` quantises
+    the encoder once, here (CPU only)."""
     from ..router.interface import load_any_router
+    from ..runtime import check_precision, quantize_int8
 
     router = load_any_router(path)
     if device is not None:
         router.to(device)
+    if int8:
+        import torch
+
+        check_precision("int8", device if device is not None else torch.device("cpu"))
+        quantize_int8(router.module.backbone)
     return LoadedRouter(list(router.experts), lambda texts: np.asarray(router.embed(texts), dtype=np.float32),
                         lambda emb: np.asarray(router.probs_from_embeddings(emb), dtype=float),
                         router.strong_threshold, device.type if device is not None else "cpu")

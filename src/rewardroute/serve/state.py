@@ -40,7 +40,8 @@ def load_models(config: ServeConfig) -> LoadedModels:
     from ..runtime import resolve_device
 
     device = resolve_device(config.server.device)
-    router = load_expert_router(config.router.path, device) if config.router.path is not None else None
+    router = (load_expert_router(config.router.path, device, int8=config.router.precision == "int8")
+              if config.router.path is not None else None)
     return LoadedModels(router, {m.name: load_model(m.path).to(device) for m in config.rewards.models})
 
 
