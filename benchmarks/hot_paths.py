@@ -185,10 +185,10 @@ def training(pairs: list, steps: int, data: Path) -> dict[str, Any]:
         out[f"{arch}_train_pairs_per_s"] = round(len(sample) / t, 2)
         del model
         gc.collect()
-    for accum in (1, 4):
-        proc = subprocess.run([sys.executable, __file__, "--peak-step", str(accum), "--data", str(data)],
+    for variant in ("accum1", "accum4", "attn0"):
+        proc = subprocess.run([sys.executable, __file__, "--peak-step", variant, "--data", str(data)],
                               capture_output=True, text=True)
-        out[f"single_step_peak_rss_mb_accum{accum}"] = float(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+        out[f"single_step_peak_rss_mb_{variant}"] = float(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
     return out
 
 
@@ -237,14 +237,17 @@ def _no_parts():
     return Parts(None)
 
 
-def peak_step(accum: int, data: Path) -> None:
+def peak_step(variant: str, data: Path) -> None:
     """One training step of `single` on the 16 test pairs with the longest answers at 256 tokens;
-    prints the growth of peak RSS over the loaded model (MB)."""
+    prints the growth of peak RSS over the loaded model (MB). Variants: `accum1` (plain),
+    `accum4` (`--grad-accum 4`), `attn0` (attention dropout off)."""
     from rewardroute.backbone import BackboneConfig
     from rewardroute.reward.single import SingleConfig, SingleRewardModel
 
+    accum = 4 if variant == "accum4" else 1
     pairs = sorted(read_pairs(data / "prefs" / "test.jsonl"), key=lambda p: -len(p.chosen))[:16]
-    model = SingleRewardModel.build(SingleConfig(backbone=BackboneConfig(max_length=256))).train()
+    backbone = BackboneConfig(max_length=256, attention_dropout=0.0 if variant == "attn0" else None)
+    model = SingleRewardModel.build(SingleConfig(backbone=backbone)).train()
     base = _hwm_mb()
     size = len(pairs) // accum
     for i in range(accum):
@@ -302,7 +305,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"| training `single` (full fine-tuning, 1 process) | {t['single_train_pairs_per_s']} pairs/s | |",
         f"| training `arliss` (one LoRA adapter, 1 process) | {t['arliss_train_pairs_per_s']} pairs/s | |",
         f"| peak memory growth of one `single` step, 16 longest pairs at 256 tokens | "
-        f"{t['single_step_peak_rss_mb_accum1']} MB; `--grad-accum 4`: {t['single_step_peak_rss_mb_accum4']} MB | |",
+        f"{t['single_step_peak_rss_mb_accum1']} MB; `--grad-accum 4`: {t['single_step_peak_rss_mb_accum4']} MB; "
+        f"attention dropout off (`backbone.attention_dropout=0`): {t.get('single_step_peak_rss_mb_attn0')} MB | |",
         f"| `router train`, {z['queries']:,} queries, embeddings given ({z['grid_points']} inner-CV points) | "
         f"{z['seconds']} s | < 60 s |",
         "",
@@ -345,7 +349,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--data", type=Path, default=REPO / "data")
-    ap.add_argument("--peak-step", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--peak-step", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--no-results-md", action="store_true")
     args = ap.parse_args()
     if args.peak_step is not None:

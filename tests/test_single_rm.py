@@ -111,3 +111,19 @@ def test_balance_length_leaves_length_without_signal() -> None:
     assert len(picked) == 12 and longer_wins_correct(picked).mean() == 0.5  # 6 of each, no ties
     assert picked == balance_length(pairs, 20, seed=0)
     assert len(balance_length(pairs, 4, seed=0)) == 4 and len(balance_length(pairs, None, seed=1)) == 12
+
+
+
+def test_attention_dropout_off_is_applied_saved_and_reloaded(tmp_path):
+    """`backbone.attention_dropout=0` reaches every attention layer and survives a save; the
+    default keeps the checkpoint's 0.1."""
+    def attention_dropouts(model):
+        return {m.dropout.p for m in model.modules()
+                if type(m).__name__.endswith("Attention") and isinstance(getattr(m, "dropout", None), torch.nn.Dropout)}
+
+    default = SingleRewardModel.build(SingleConfig(backbone=BackboneConfig(max_length=32)))
+    off = SingleRewardModel.build(SingleConfig(backbone=BackboneConfig(max_length=32, attention_dropout=0.0)))
+    assert attention_dropouts(default) == {0.1} and attention_dropouts(off) == {0.0}
+    assert off.backbone.model.config.attention_probs_dropout_prob == 0.0
+    save_model(off, tmp_path / "m")
+    assert attention_dropouts(load_model(tmp_path / "m")) == {0.0}

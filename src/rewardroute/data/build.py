@@ -261,7 +261,7 @@ def build_dataset(source_dir: str | Path, out_dir: str | Path, *, domains: str |
 # ever in memory: a first pass learns what the split needs (group keys and prompt-affix digests),
 # a second builds them again and streams each to its split file. Builders are deterministic for a
 # seed (their sampling is seeded by the build seed), so the second pass gives the same pairs in the
-# same order; `_ids_digest` checks that it did.
+# same order; `IdsDigest` checks that it did.
 
 @dataclass
 class PairPlan:
@@ -287,12 +287,14 @@ def _plan_pairs(report: BuildReport, skip_missing: bool, on_step: Callable[[str]
             built = _run(builder, report.source_dir, skip_missing, report, warn)
             if built is None:
                 continue
-            for p in built:
+            seen = IdsDigest()
+            for p in built:  # once: a builder may stream its pairs
                 affixes_of.setdefault(p.group_key(), set()).update(affix_digests(render_prompt(p.prompt)))
                 ids.add(p.id)
+                seen.add(p.id)
                 domains_seen.add(p.domain)
-            ran.append((builder, _ids_digest(built)))
-            report.sources[builder.name] = {"domain": domain, "pairs": len(built), "origin_url": builder.origin_url,
+            ran.append((builder, seen.digest()))
+            report.sources[builder.name] = {"domain": domain, "pairs": seen.count, "origin_url": builder.origin_url,
                                             "params": builder.params(), **_notes(builder)}
             report.rules[f"{domain}/{builder.name}"] = builder.rules
         if domain not in domains_seen:
@@ -307,22 +309,36 @@ def _write_pairs(report: BuildReport, plan: PairPlan) -> None:
     the report; the split files replace the old ones only once all are written."""
     with jsonl_files(report.out_dir / "prefs", SPLITS) as files:
         for builder, ids_digest in plan.builders:
-            pairs = builder.build(report.source_dir)
-            if _ids_digest(pairs) != ids_digest:
-                raise DataError(f"builder '{builder.name}' gave other pairs on its second run: a builder must "
-                                "give the same pairs for the same sources and seed")
-            for p in pairs:
-                split = plan.split_of_key[p.group_key()]
+            seen = IdsDigest()
+            for p in builder.build(report.source_dir):
+                split = plan.split_of_key.get(p.group_key())
+                if split is None:  # a pair the first run did not give
+                    _changed(builder)
+                seen.add(p.id)
                 files[split].write(to_json_line(p))
                 report.add(split, p)
+            if seen.digest() != ids_digest:  # raised inside the block: no split file is replaced
+                _changed(builder)
 
 
-def _ids_digest(pairs: Sequence[PreferencePair]) -> bytes:
-    """Which pairs a builder gave, in which order (by id)."""
-    h = hashlib.sha256()
-    for p in pairs:
-        h.update(p.id.encode("utf-8") + b"\0")
-    return h.digest()
+def _changed(builder: PairBuilder) -> None:
+    raise DataError(f"builder '{builder.name}' gave other pairs on its second run: a builder must "
+                    "give the same pairs for the same sources and seed")
+
+
+class IdsDigest:
+    """Which pairs a builder gave, in which order (by id), and how many: taken as they stream."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.count = 0
+
+    def add(self, pair_id: str) -> None:
+        self._h.update(pair_id.encode("utf-8") + b"\0")
+        self.count += 1
+
+    def digest(self) -> bytes:
+        return self._h.digest()
 
 
 def _build_routing(report: BuildReport, skip_missing: bool, on_step: Callable[[str], None],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -56,7 +56,10 @@ class PairBuilder(Builder):
 
     domain: ClassVar[str]
 
-    def build(self, source_dir: Path) -> list[PreferencePair]:
+    def build(self, source_dir: Path) -> Iterable[PreferencePair]:
+        """The pairs: a list, or an iterator for sources too large to hold (it must check its
+        files before it returns, so a missing source fails at once). Built twice per build:
+        the same pairs in the same order for the same sources and seed."""
         raise NotImplementedError
 
 

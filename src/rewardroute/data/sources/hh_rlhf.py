@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,9 +62,12 @@ class HHRLHFHarmless(PairBuilder):
              "chosen == rejected are skipped. Split group: the first user turn (whitespace-collapsed, "
              "lower-cased). Text is offensive by design (red-team prompts).")
 
-    def build(self, source_dir: Path) -> list[PreferencePair]:
-        (path,) = self.require(source_dir)
-        pairs = []
+    def build(self, source_dir: Path) -> Iterator[PreferencePair]:
+        (path,) = self.require(source_dir)  # here, not in the generator: a missing file fails at once
+        return self._pairs(path)
+
+    def _pairs(self, path: Path) -> Iterator[PreferencePair]:
+        """Pairs as the file is read, one line at a time (any file size)."""
         for n, row in enumerate(load_jsonl(path), start=1):
             c, r = split_dialogue(row.get("chosen", "")), split_dialogue(row.get("rejected", ""))
             if c is None or r is None or c[0] != r[0]:
@@ -72,6 +76,5 @@ class HHRLHFHarmless(PairBuilder):
             messages = to_messages(c[0])
             if messages is None or not chosen or not rejected or chosen == rejected:
                 continue
-            pairs.append(make_pair(self.domain, self.name, f"harmless-test:{n}", messages, chosen, rejected,
-                                   group=first_turn_group(messages)))
-        return pairs
+            yield make_pair(self.domain, self.name, f"harmless-test:{n}", messages, chosen, rejected,
+                            group=first_turn_group(messages))
