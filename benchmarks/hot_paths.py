@@ -171,6 +171,8 @@ def training(pairs: list, steps: int, data: Path) -> dict[str, Any]:
     domains = sorted({p.domain for p in pairs})
     n = steps * 16
     for arch, build in (("single", lambda: SingleRewardModel.build(SingleConfig(backbone=BackboneConfig(max_length=256)))),
+                        ("single_freeze4", lambda: SingleRewardModel.build(SingleConfig(
+                            backbone=BackboneConfig(max_length=256, freeze_layers=4)))),
                         ("arliss", lambda: ArlissRewardModel.build(ArlissConfig(backbone=BackboneConfig(max_length=256),
                                                                                 domains=domains)))):
         model = build()
@@ -185,7 +187,7 @@ def training(pairs: list, steps: int, data: Path) -> dict[str, Any]:
         out[f"{arch}_train_pairs_per_s"] = round(len(sample) / t, 2)
         del model
         gc.collect()
-    for variant in ("accum1", "accum4", "attn0"):
+    for variant in ("accum1", "accum4", "attn0", "freeze4"):
         proc = subprocess.run([sys.executable, __file__, "--peak-step", variant, "--data", str(data)],
                               capture_output=True, text=True)
         out[f"single_step_peak_rss_mb_{variant}"] = float(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
@@ -240,13 +242,14 @@ def _no_parts():
 def peak_step(variant: str, data: Path) -> None:
     """One training step of `single` on the 16 test pairs with the longest answers at 256 tokens;
     prints the growth of peak RSS over the loaded model (MB). Variants: `accum1` (plain),
-    `accum4` (`--grad-accum 4`), `attn0` (attention dropout off)."""
+    `accum4` (`--grad-accum 4`), `attn0` (attention dropout off), `freeze4` (lowest 4 layers frozen)."""
     from rewardroute.backbone import BackboneConfig
     from rewardroute.reward.single import SingleConfig, SingleRewardModel
 
     accum = 4 if variant == "accum4" else 1
     pairs = sorted(read_pairs(data / "prefs" / "test.jsonl"), key=lambda p: -len(p.chosen))[:16]
-    backbone = BackboneConfig(max_length=256, attention_dropout=0.0 if variant == "attn0" else None)
+    backbone = BackboneConfig(max_length=256, attention_dropout=0.0 if variant == "attn0" else None,
+                              freeze_layers=4 if variant == "freeze4" else 0)
     model = SingleRewardModel.build(SingleConfig(backbone=backbone)).train()
     base = _hwm_mb()
     size = len(pairs) // accum
@@ -303,10 +306,13 @@ def markdown(res: dict[str, Any]) -> str:
         f"| router with `--precision int8` (encoder quantised), the same query | p50 {r['p50_ms_int8']} ms, "
         f"p99 {r['p99_ms_int8']} ms (raw forward p50 {r['raw_forward_p50_ms_int8']} ms) | p50 < 10 ms |",
         f"| training `single` (full fine-tuning, 1 process) | {t['single_train_pairs_per_s']} pairs/s | |",
+        f"| training `single`, lowest 4 of 6 layers frozen (`backbone.freeze_layers=4`) | "
+        f"{t.get('single_freeze4_train_pairs_per_s')} pairs/s | |",
         f"| training `arliss` (one LoRA adapter, 1 process) | {t['arliss_train_pairs_per_s']} pairs/s | |",
         f"| peak memory growth of one `single` step, 16 longest pairs at 256 tokens | "
         f"{t['single_step_peak_rss_mb_accum1']} MB; `--grad-accum 4`: {t['single_step_peak_rss_mb_accum4']} MB; "
-        f"attention dropout off (`backbone.attention_dropout=0`): {t.get('single_step_peak_rss_mb_attn0')} MB | |",
+        f"attention dropout off (`backbone.attention_dropout=0`): {t.get('single_step_peak_rss_mb_attn0')} MB; "
+        f"lowest 4 layers frozen: {t.get('single_step_peak_rss_mb_freeze4')} MB | |",
         f"| `router train`, {z['queries']:,} queries, embeddings given ({z['grid_points']} inner-CV points) | "
         f"{z['seconds']} s | < 60 s |",
         "",

@@ -127,3 +127,17 @@ def test_attention_dropout_off_is_applied_saved_and_reloaded(tmp_path):
     assert off.backbone.model.config.attention_probs_dropout_prob == 0.0
     save_model(off, tmp_path / "m")
     assert attention_dropouts(load_model(tmp_path / "m")) == {0.0}
+
+
+def test_freeze_layers_trains_only_the_top_and_the_head(toy_pairs):
+    """`backbone.freeze_layers=4` of MiniLM's 6: the embeddings and the lowest 4 layers keep their
+    weights through training, the top 2 and the head move."""
+    cfg = SingleConfig(backbone=BackboneConfig(max_length=32, freeze_layers=4))
+    model = SingleRewardModel.build(cfg)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.fit(toy_pairs[:16], [], RewardTrainingConfig(epochs=1, batch_size=8, device="cpu", resume=False))
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert moved and all(".layer.4." in n or ".layer.5." in n or not n.startswith("backbone.") for n in moved), moved
+    assert any(".layer.5." in n for n in moved) and any(not n.startswith("backbone.") for n in moved)
+    with pytest.raises(Exception, match="has 6 layers"):
+        SingleRewardModel.build(SingleConfig(backbone=BackboneConfig(freeze_layers=7)))

@@ -41,6 +41,9 @@ class BackboneConfig(BaseModel):
     # attention-probability matrix for the backward pass; at 0, SDPA's fused kernel skips them:
     # a 16-pair step at 256 tokens peaks at about 1.7 GB instead of 3.6 GB (benchmarks/hot_paths.py).
     attention_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
+    # Freeze the embeddings and the lowest N transformer layers: backward stops below the first
+    # trained layer, so a step costs less time and keeps fewer activations (hot_paths measures it).
+    freeze_layers: int = Field(default=0, ge=0)
 
 
 # -- locating weights --------------------------------------------------------------------------
@@ -164,6 +167,27 @@ def set_attention_dropout(model: torch.nn.Module, p: float) -> None:
             module.attention_dropout = p
 
 
+def transformer_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The stack of transformer layers: `encoder.layer` (BERT family) or `layers` (Llama family)."""
+    for path in ("encoder.layer", "layers", "model.layers"):
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    raise ConfigError(f"cannot find the transformer layers of {type(model).__name__} to freeze")
+
+
+def freeze_lower_layers(model: torch.nn.Module, n: int) -> None:
+    """No gradients for the input embeddings and the lowest `n` layers."""
+    layers = transformer_layers(model)
+    if n > len(layers):
+        raise ConfigError(f"backbone.freeze_layers={n}, but the backbone has {len(layers)} layers")
+    embeddings = getattr(model, "embeddings", None) or model.get_input_embeddings()
+    for module in (embeddings, *layers[:n]):
+        module.requires_grad_(False)
+
+
 def _save_cache(model, tok, cache: Path) -> None:
     from .io import atomic_dir
     try:
@@ -201,6 +225,8 @@ class Backbone(nn.Module):
         model, tok = load_hf(cfg, pretrained=pretrained, local_dir=local_dir)
         if cfg.attention_dropout is not None:
             set_attention_dropout(model, cfg.attention_dropout)
+        if cfg.freeze_layers:
+            freeze_lower_layers(model, cfg.freeze_layers)
         return cls(cfg, model, tok)
 
     def save_reference(self, folder: str | Path) -> None:
