@@ -242,7 +242,10 @@ def _interval(d: dict[str, Any]) -> str:
 def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """README rows: the rule's pick on the held-out human test beside the baselines, and every
     mix against the first one (today's) on that test, all with paired intervals."""
-    if out.get("name", "rm_human") != "rm_human":
+    name = out.get("name", "rm_human")
+    if name == "rm_human_archs":
+        return architecture_rows(out)
+    if name != "rm_human":
         return []
     cmp, d = out["comparison"]["human_test"], out["default"]
     mix, first = d["mix"], next(iter(out["mixes"]))
@@ -264,6 +267,25 @@ def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def architecture_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """README rows of the architectures run: each model on the held-out human test, against the
+    best baseline and against `single` on the same mix (today's), with paired intervals."""
+    cmp, first = out["comparison"]["human_test"], next(iter(out["mixes"]))
+    baselines = ", ".join(f"{b} {average(cmp, b, baseline=True):.3f}" for b in cmp["baselines"])
+    rows = []
+    for mix, row in cmp["models"].items():
+        acc, vs = row["accuracy"]["average"], row["vs_best_baseline"]["average"]
+        arch = out["mixes"][mix].get("arch", out["arch"])
+        rest = f"vs best baseline {_interval(vs)}: {_says(vs, arch, 'best baseline')}"
+        if mix != first:
+            d = row[f"vs_{first}"]["average"]
+            rest += f"; vs {out['arch']} on `{first}` {_interval(d)}: {_says(d, mix, first)}"
+        rows.append((f"`{arch}`, mix `{mix}`, held-out human test ({out['sets']['human_test']} pairs, "
+                     f"{len(out['seeds'])} seeds)", f"{acc['estimate']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]",
+                     baselines if mix == first else "", rest))
+    return rows
+
+
 def _says(d: dict[str, Any], a: str, b: str) -> str:
     return f"{a} higher" if d["low"] > 0 else f"{b} higher" if d["high"] < 0 else "no difference shown"
 
@@ -279,13 +301,17 @@ def markdown(out: dict[str, Any]) -> str:
 
     c = out["comparison"]
     d = out["default"]
-    lines = [f"## Training mixes against human preferences (`{out['name']}`)", "",
+    archs = out["name"] == "rm_human_archs"
+    title = "Every architecture against human preferences" if archs else "Training mixes against human preferences"
+    lines = [f"## {title} (`{out['name']}`)", "",
              f"`{out['command']}` — {_archs(out)} on {out['backbone']}, {out['settings']['max_length']} tokens, "
              f"{out['settings']['epochs']} epochs, {out['settings']['train_per_domain']} train pairs per domain, "
              f"seeds {', '.join(map(str, out['seeds']))}; baselines fitted on the train splits. "
              f"Finished in {out['total_seconds'] / 60:.1f} min on {out['machine']['cpus']} CPUs.", "",
-             f"**Default mix, chosen on valid:** `{d['mix']}` ({d['rule']}; length rule on the five valid domains "
-             f"{d['length_rule_five_valid']:.3f}; eligible: {', '.join(d['eligible']) or 'none'}).", ""]
+             (f"Rows \"X - today\" compare each model with `{out['arch']}` on today's mix (the same pairs, "
+              "paired). The default mix is chosen in `rm_human`, not here." if archs else
+              f"**Default mix, chosen on valid:** `{d['mix']}` ({d['rule']}; length rule on the five valid domains "
+              f"{d['length_rule_five_valid']:.3f}; eligible: {', '.join(d['eligible']) or 'none'})."), ""]
     for s, title in (("human_test", "Held-out human test"), ("five_test", "Five-domain test"),
                      ("human_valid", "Human valid (the default is chosen here)")):
         lines += [f"### {title} ({out['sets'][s]} pairs)", "", comparison_markdown(c[s]), ""]
