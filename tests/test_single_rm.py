@@ -141,3 +141,21 @@ def test_freeze_layers_trains_only_the_top_and_the_head(toy_pairs):
     assert any(".layer.5." in n for n in moved) and any(not n.startswith("backbone.") for n in moved)
     with pytest.raises(Exception, match="has 6 layers"):
         SingleRewardModel.build(SingleConfig(backbone=BackboneConfig(freeze_layers=7)))
+    from rewardroute.reward.arliss import ArlissConfig
+
+    with pytest.raises(ValueError, match="does not apply to arliss"):  # its adapters train in every layer
+        ArlissConfig(backbone=BackboneConfig(freeze_layers=2), domains=["a", "b"])
+
+
+def test_attention_dropout_leaves_hidden_dropout_alone():
+    """MPNet keeps its hidden dropout in a module named ...Attention: only the layer that forms the
+    attention probabilities (it holds the query projection) changes."""
+    from transformers import MPNetConfig, MPNetModel
+
+    from rewardroute.backbone import set_attention_dropout
+
+    model = MPNetModel(MPNetConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=32))
+    set_attention_dropout(model, 0.0)
+    layer = model.encoder.layer[0].attention
+    assert layer.attn.dropout.p == 0.0 and layer.dropout.p == 0.1

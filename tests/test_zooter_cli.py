@@ -193,15 +193,18 @@ def test_device_and_precision_on_every_router_command(router_dir, files, tmp_pat
 
 def test_int8_routes_like_fp32_and_is_refused_where_it_does_not_apply(router_dir, files, tmp_path):
     q = ["Write a haiku about autumn", "What is 17 times 3?"]
-    picks = {}
+    picks, cache = {}, tmp_path / "cache"
     for precision in ("fp32", "int8"):
         res = runner.invoke(app, ["router", "route", "--router", str(router_dir), *[a for x in q for a in ("--query", x)],
-                                  "--device", "cpu", "--precision", precision, "--json"])
+                                  "--device", "cpu", "--precision", precision, "--json", "--cache-dir", str(cache)])
         assert res.exit_code == 0, res.output
         picks[precision] = [json.loads(line) for line in res.stdout.splitlines()]
+        if precision == "fp32":
+            cached = {f.name: f.read_bytes() for f in cache.iterdir()}
+    assert {f.name: f.read_bytes() for f in cache.iterdir()} == cached  # int8 neither wrote nor read it
     assert [r["model"] for r in picks["int8"]] == [r["model"] for r in picks["fp32"]]
-    for a, b in zip(picks["fp32"], picks["int8"]):
-        assert max(abs(a["probs"][m] - b["probs"][m]) for m in a["probs"]) < 0.05
+    gaps = [max(abs(a["probs"][m] - b["probs"][m]) for m in a["probs"]) for a, b in zip(picks["fp32"], picks["int8"])]
+    assert max(gaps) < 0.05 and max(gaps) > 0  # close, and really computed in int8
     res = runner.invoke(app, ["router", "train", "--data", str(files["train"]), "--out", str(tmp_path / "x"),
                               "--precision", "int8"])
     assert res.exit_code == 2 and "int8 is for routing only" in res.output, res.output

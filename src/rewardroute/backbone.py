@@ -159,12 +159,18 @@ def set_attention_dropout(model: torch.nn.Module, p: float) -> None:
         if hasattr(model.config, name):
             setattr(model.config, name, p)
     for module in model.modules():
-        if not type(module).__name__.endswith("Attention"):
+        if not _computes_attention(module):
             continue
         if isinstance(getattr(module, "dropout", None), torch.nn.Dropout):
             module.dropout.p = p
         if isinstance(getattr(module, "attention_dropout", None), float):
             module.attention_dropout = p
+
+
+def _computes_attention(module: torch.nn.Module) -> bool:
+    """A layer that forms the attention probabilities itself (it holds the query projection):
+    its dropout is attention dropout. An outer wrapper's `dropout` (MPNet's) is hidden dropout."""
+    return any(isinstance(getattr(module, name, None), torch.nn.Linear) for name in ("query", "q_proj", "q"))
 
 
 def transformer_layers(model: torch.nn.Module) -> torch.nn.ModuleList:

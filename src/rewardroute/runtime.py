@@ -116,6 +116,14 @@ def running_on(model: nn.Module, cfg: RuntimeConfig | None = None) -> Iterator[t
         yield acc.device
 
 
+def is_int8(module: nn.Module) -> bool:
+    """Whether `quantize_int8` has turned any of `module`'s layers to int8 (for good: its vectors
+    are no longer fp32 ones, whatever a later runtime says)."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    return any(isinstance(m, DynamicLinear) for m in module.modules())
+
+
 def quantize_int8(module: nn.Module) -> nn.Module:
     """`module`'s linear layers, in place, with int8 weights and activations quantised on the fly
     (CPU inference). Idempotent: a second call finds no float linear layer left."""

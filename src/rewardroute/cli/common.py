@@ -43,7 +43,7 @@ PrecisionOption = Annotated[str, typer.Option(help="fp32, bf16 (CPUs and GPUs th
 
 RoutingPrecisionOption = Annotated[str, typer.Option(
     help="fp32, bf16 (CPUs and GPUs that support it), fp16 (CUDA only) or int8 (CPU: the router's encoder "
-         "dynamically quantised, about 3x faster per query).")]
+         "dynamically quantised, about 3x faster per query; its kNN memory and head stay as trained).")]
 
 
 def runtime_config(device: str, precision: str, *, int8: bool = False):
@@ -53,6 +53,6 @@ def runtime_config(device: str, precision: str, *, int8: bool = False):
     from ..runtime import RuntimeConfig
 
     if precision == "int8" and not int8:
-        raise typer.BadParameter("int8 is for routing only (router route, router eval, serve's router); "
+        raise typer.BadParameter("int8 is for routing only (router route, serve's router); "
                                  "use fp32, bf16 or fp16", param_hint="--precision")
     return validate_settings(RuntimeConfig, {"device": device, "precision": precision})

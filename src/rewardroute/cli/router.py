@@ -309,7 +309,7 @@ def eval_(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache directory.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     device: DeviceOption = "auto",
-    precision: RoutingPrecisionOption = "fp32",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Router vs best_single, oracle, random, knn, mlp and rmr, with MTR, uplift, APGR, CPT, AUC, AIQ."""
     with cli_errors():
@@ -326,7 +326,7 @@ def eval_(
         test = read_table(data, models, strict)
         if not test.records:
             raise ConfigError(f"{data}: no record has a score for every model of the router ({len(models)} models)")
-        cache, runtime = _cache_dir(cache_dir), runtime_config(device, precision, int8=True)
+        cache, runtime = _cache_dir(cache_dir), runtime_config(device, precision)
         test_emb = zr.embed([r.query for r in test.records], cache, runtime)
         train = train_emb = None
         if train_data is not None:

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: server.workers).")] = None,
         log_level: Annotated[Optional[str], typer.Option(help="critical, error, warning, info or debug.")] = None,
         device: Annotated[Optional[str], typer.Option(help="Where the router and reward models run: auto, cpu, cuda, cuda:N, mps (default: server.device).")] = None,
-        precision: Annotated[Optional[str], typer.Option(help="float32 or bfloat16 for the router and reward models (default: as in the config).")] = None,
+        precision: Annotated[Optional[str], typer.Option(help="float32 or bfloat16 for the router and reward models, or int8 for the router alone on CPUs (default: as in the config).")] = None,
     ) -> None:
         """Serve an OpenAI-compatible routing proxy and a reward-scoring API."""
         with cli_errors():

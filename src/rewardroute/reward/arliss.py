@@ -73,6 +73,9 @@ class ArlissConfig(RewardModelConfig):
         if self.router.pooling not in ("auto", self.backbone.pooling):
             raise ValueError("the arliss router shares the backbone, and so its pooling: leave router.pooling "
                              "as 'auto' and set backbone.pooling")
+        if self.backbone.freeze_layers:  # the base is frozen already; adapters train in every layer
+            raise ValueError("backbone.freeze_layers does not apply to arliss (only its LoRA adapters train, "
+                             "in every layer); choose the layers with lora_targets")
         return self
 
 

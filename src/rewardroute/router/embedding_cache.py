@@ -28,8 +28,9 @@ def cache_key(router) -> str:
     and, for a backbone on disk, the hash of its files (another copy under the same name, or a
     re-download, never reuses vectors it did not make)."""
     cfg = router.config.backbone
-    return hashlib.sha256((cfg.model_dump_json() + weights_identity(cfg.name_or_path, cfg.gguf_file)).encode()
-                          ).hexdigest()[:16]
+    # training-only settings do not change a frozen backbone's vectors (nor old cache files' keys)
+    settings = cfg.model_dump_json(exclude={"attention_dropout", "freeze_layers"})
+    return hashlib.sha256((settings + weights_identity(cfg.name_or_path, cfg.gguf_file)).encode()).hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=16)
@@ -49,8 +50,10 @@ def cached_embed(router, texts: Sequence[Prompt], cache_dir: str | Path | None, 
                  batch_size: int = 64, write: bool = True) -> torch.Tensor:
     """`router.embed(texts)`, reading and (with `write`) filling the cache in `cache_dir` (None:
     no cache). Only valid for a frozen backbone: a fine-tuned one changes its vectors."""
+    from ..runtime import is_int8
+
     flat = [render_prompt(t) for t in texts]
-    if cache_dir is None or router.config.finetune:
+    if cache_dir is None or router.config.finetune or is_int8(router):  # the cache holds fp32 vectors only
         return router.embed(flat, batch_size=batch_size)
     file = Path(cache_dir) / f"emb-{cache_key(router)}.npz"
     store: dict[str, np.ndarray] = {}

@@ -10,8 +10,9 @@ for an unchanged query and asks only for what is missing, i.e. the (query, backe
 without a response. The final file is written atomically, in input order.
 
 Streaming: queries are asked a window of records at a time, and rows of earlier runs are
-not held in memory, only where each lies (file and byte offset), so memory stays flat
-whatever the size of the input. The output is left as it is until the new one replaces it.
+not held in memory, only where each lies (id, file and byte offset): memory grows by one
+small index entry per record, never by the answers. The output is left as it is until the
+new one replaces it.
 
 What a response depends on besides its query (the backend set: names, urls, models, prices,
 extra request fields; and the generation settings) is the output's fingerprint, kept in
