@@ -120,9 +120,11 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def int8_routing(data: Path, repeats: int, limit: int | None) -> dict[str, Any]:
-    """What int8 costs in routing quality, on AlpacaEval-57: the cosine of each query's int8
-    embedding to its fp32 one, and kNN routing (k by inner CV) on repeated 5-fold CV with each
-    embedding: gap recovered, the paired difference, and how often the two pick the same model."""
+    """What int8 costs in routing quality, on AlpacaEval-57, as `router route --precision int8`
+    uses it: the router (kNN, k by inner CV) is fitted on fp32 training embeddings and asked with
+    int8 query embeddings. Reported: the cosine of each query's int8 embedding to its fp32 one, and
+    on repeated 5-fold CV the gap recovered when asked with fp32 or int8 queries, the paired
+    difference, and how often the two pick the same model."""
     from rewardroute.data.readers import read_routing
     from rewardroute.eval.folds import fold_stats, paired_diff
     from rewardroute.eval.routing_metrics import gap_recovered
@@ -146,9 +148,9 @@ def int8_routing(data: Path, repeats: int, limit: int | None) -> dict[str, Any]:
         for fold in np.array_split(np.random.default_rng(rep).permutation(len(scores)), 5):
             tr = np.setdiff1d(np.arange(len(scores)), fold)
             best = scores[fold][:, best_single_index(scores[tr])].mean()
-            picks = {}
-            for name, e in emb.items():
-                picks[name] = knn_choice(e[tr], scores[tr], e[fold], select_knn_k(e[tr], scores[tr]))
+            picks, k = {}, select_knn_k(a[tr], scores[tr])
+            for name, e in emb.items():  # the memory is fp32 as trained; only the queries change
+                picks[name] = knn_choice(a[tr], scores[tr], e[fold], k)
                 gaps[name].append(gap_recovered(scores[fold][np.arange(len(fold)), picks[name]].mean(), best,
                                                 scores[fold].max(axis=1).mean()))
             same.append(float((picks["fp32"] == picks["int8"]).mean()))
@@ -328,8 +330,9 @@ def markdown(res: dict[str, Any]) -> str:
 def int8_lines(q: dict[str, Any]) -> list[str]:
     from rewardroute.eval.folds import fmt, verdict
 
-    return [f"**What int8 costs in routing** (AlpacaEval-57, {q['queries']} queries, {q['models']} models; kNN "
-            f"with k by inner CV on each embedding, {q['folds']} folds of repeated 5-fold CV): int8 embeddings "
+    return [f"**What int8 costs in routing** (AlpacaEval-57, {q['queries']} queries, {q['models']} models; a kNN "
+            f"router, k by inner CV, fitted on fp32 training embeddings and asked with fp32 or int8 queries, "
+            f"{q['folds']} folds of repeated 5-fold CV): int8 embeddings "
             f"have cosine {q['cosine_mean']} to fp32 on average (min {q['cosine_min']}); the two pick the same "
             f"model for {q['same_pick']:.0%} of test queries. Gap recovered: fp32 {fmt(q['gap_fp32'])}, int8 "
             f"{fmt(q['gap_int8'])}; int8 minus fp32 {fmt(q['gap_int8_minus_fp32'])}: "

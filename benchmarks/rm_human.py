@@ -30,14 +30,14 @@ benchmarks/results/rm_human.json and a PNG, and writes its section of benchmarks
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchlib.bench import code_digest, command_line, machine, peak_rss_mb, prefs_digest, publish, results_dir
+from benchlib import run_cache
+from benchlib.bench import add_run_args, code_digest, command_line, machine, peak_rss_mb, prefs_digest, publish, results_dir
 
 FIVE = ("chat", "code", "math", "safety", "summarization")
 HUMAN = "human"
@@ -81,11 +81,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--seeds", default=None, help="training seeds, comma list (default 0,1; --quick: 0)")
-    ap.add_argument("--sample-seed", type=int, default=0)
-    ap.add_argument("--bootstrap", type=int, default=2000)
-    ap.add_argument("--work", type=Path, default=Path("runs/rm_human"), help="cache of finished runs")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="rm_human")
+    add_run_args(ap, "rm_human")
     args = ap.parse_args()
     if args.quick:
         args.train_per_domain, args.valid_per_domain, args.eval_per_domain, args.human_eval = 6, 4, 6, 24
@@ -188,16 +184,8 @@ def train_and_score(name: str, seed: int, data: dict[str, Any], args) -> dict[st
 
 
 def cached_run(name: str, seed: int, data: dict[str, Any], args) -> dict[str, Any]:
-    from rewardroute.io import write_json_atomic
-
-    path = args.work / f"{run_key(name, seed, data, args)}.json"
-    if path.exists():
-        print(f"reusing {name} seed {seed} ({path})", flush=True)
-        return json.loads(path.read_text())
-    print(f"training {name} seed {seed}", flush=True)
-    record = train_and_score(name, seed, data, args)
-    write_json_atomic(path, record)
-    return record
+    return run_cache.cached_run(args.work, run_key(name, seed, data, args), f"{name} seed {seed}",
+                                lambda: train_and_score(name, seed, data, args))
 
 
 # -- the comparison ----------------------------------------------------------------------------------

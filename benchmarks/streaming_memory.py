@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib.bench import command_line, machine, publish, results_dir
+from benchlib.bench import command_line, machine, publish, results_dir, save_figure
 
 COMMANDS = ("rm score", "router score", "router collect", "data build")
 
@@ -207,10 +207,7 @@ def plot(out: dict[str, Any], path: Path) -> Path:
     ax.set_ylim(0, top * 1.3)
     ax.set_title("Peak memory vs input size")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main() -> None:

@@ -95,3 +95,23 @@ def emit(obj: Any) -> None:
     """The one JSON object a benchmark prints on stdout."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def add_run_args(ap, name: str) -> None:
+    """The options every training benchmark shares: sampling seed, bootstrap size, the cache of
+    finished runs, the smoke mode and the results name."""
+    ap.add_argument("--sample-seed", type=int, default=0)
+    ap.add_argument("--bootstrap", type=int, default=2000)
+    ap.add_argument("--work", type=Path, default=Path("runs") / name, help="cache of finished runs")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=name)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """A matplotlib figure as a PNG, closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
