@@ -63,6 +63,12 @@ def run_demo(cfg: DemoConfig, run_cli: RunCommand) -> None:
                  "--baselines-train", str(cfg.data / "prefs" / "train.jsonl"),
                  "--plot", str(cfg.out / f"rm-{arch}-accuracy.png")])
 
+    console.print(f"These models saw {cfg.train_per_domain} pairs per domain, a budget that fits a few CPU minutes; "
+                  "the lines above say whether each beat the best baseline on these test pairs (it often does not "
+                  "at this size). Every architecture with 3 seeds and intervals: benchmarks/rm_domains.py; the "
+                  "effect of more data: benchmarks/rm_learning_curve.py (results in benchmarks/RESULTS.md).",
+                  highlight=False)
+
     console.rule("[bold]3. Zooter: route each query to one of the LLMs")
     router_dir = cfg.out / f"zooter-{cfg.routing_table}"
     run_cli(["router", "train", "--data", str(slices["route_train"]), "--out", str(router_dir)])
