@@ -46,7 +46,7 @@ from rewardroute.eval import routing_metrics as rm
 from rewardroute.io import atomic_path, write_text_atomic
 from rewardroute.zooter.baselines import best_single_index, knn_choice, mlp_scores, select_knn_k
 from rewardroute.zooter.labels import ScoreTable, kmeans, score_table
-from rewardroute.zooter.methods import CHOICES
+from rewardroute.zooter.methods import CHOICES, FINE_TUNED
 from rewardroute.zooter.route import KnnMemory, unit_rows
 from rewardroute.zooter.train import kfold, quiet_console, train_zooter
 from rewardroute.zooter.zooter_config import ZooterConfig
@@ -62,8 +62,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=Path("data"), help="built data folder (built if missing)")
     ap.add_argument("--cache", type=Path, default=Path("runs/routing_methods/cache"), help="embedding cache")
     ap.add_argument("--tables", default=",".join(TABLES))
-    ap.add_argument("--methods", default=",".join([*CHOICES, "zooter-plain", "knn-plain"]),
-                    help="router methods (comma list); NAME-plain: without abstaining or candidate restriction")
+    ap.add_argument("--methods", default=",".join([*(c for c in CHOICES if c != FINE_TUNED), "zooter-plain", "knn-plain"]),
+                    help="router methods (comma list); NAME-plain: without abstaining or candidate restriction; "
+                         f"{FINE_TUNED} (fine-tunes an encoder per fold: minutes each on CPUs) only when named")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="only the first N queries of each table")
@@ -145,6 +146,14 @@ def fold_metrics(scores: np.ndarray, choice: np.ndarray, bs: int, p_strong: np.n
     return out
 
 
+def test_probs(zr, table: ScoreTable, emb: np.ndarray, te: np.ndarray) -> np.ndarray:
+    """The router's distribution over the test queries: from the shared frozen embeddings, or for
+    a fine-tuned encoder (zooter-ft) from its own (so its latency includes encoding)."""
+    if zr.router.config.finetune:
+        return zr.probs([table.records[i].query for i in te])
+    return zr.probs_from_embeddings(emb[te])
+
+
 def run_fold(table: ScoreTable, emb: np.ndarray, tr: np.ndarray, te: np.ndarray, methods: list[str],
              backbone: Backbone, seed: int, mlp: bool, inner_folds: int) -> dict[str, Any]:
     S_tr, S_te = table.scores[tr], table.scores[te]
@@ -161,7 +170,7 @@ def run_fold(table: ScoreTable, emb: np.ndarray, tr: np.ndarray, te: np.ndarray,
             zr, report = train_zooter(subset(table, tr), cfg, backbone=backbone, embeddings=emb[tr])
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        probs = zr.probs_from_embeddings(emb[te])
+        probs = test_probs(zr, table, emb, te)
         latency_ms = (time.perf_counter() - t0) * 1000 / len(te)
         cols = np.array([table.models.index(e) for e in zr.experts])
         p_strong = None
@@ -291,7 +300,7 @@ def run_multi(tables: dict[str, ScoreTable], embs: dict[str, np.ndarray], args, 
                 row = out.setdefault(n, {"single": [], "multi": []})
                 for key, zr in (("single", single), ("multi", multi)):
                     cols = np.array([shared.index(e) for e in zr.experts])
-                    choice = cols[zr.probs_from_embeddings(embs[n][te]).argmax(axis=1)]
+                    choice = cols[test_probs(zr, sub[n], embs[n], te).argmax(axis=1)]
                     row[key].append(fold_metrics(S_te, choice, bs, None)["gap"])
     for n in names:
         r = out[n]

@@ -26,6 +26,7 @@ class Method(str, Enum):
     regression = "regression"
     mf = "mf"
     knn = "knn"
+    zooter_ft = "zooter-ft"
 
 
 class Norm(str, Enum):
@@ -163,12 +164,13 @@ Examples:
 
   rewardroute router train --data scored.jsonl --out runs/mf --method mf
 
---method: zooter (KL head on soft labels + kNN, the paper's), regression (ridge on every model's score), mf (model embeddings x query projection, fitted on every model's score), knn; auto (default) picks the method, its settings, the candidate count and the abstain-to-best-single margin with the best inner-CV mean routed score on the training data; if that winner's out-of-fold gain over best-single is under one standard error, every query goes to best-single (--set guard_se=... to change). Labels (zooter): s(q) = softmax(minmax(scores) / T); with tags, s*(q) = beta*s(q) + (1-beta)*mean of s over queries sharing a tag. --tags auto clusters the query embeddings with k-means (default k about one cluster per 40 queries, 2..32). The head's L2 penalty and the kNN mix are chosen by inner cross-validation unless given. Records missing a score for some model are skipped and counted (--strict: fail with file:line).""")
+--method: zooter (KL head on soft labels + kNN, the paper's), regression (ridge on every model's score), mf (model embeddings x query projection, fitted on every model's score), knn, zooter-ft (zooter without kNN, then the encoder's top layers fine-tuned with the same loss; the epoch, or no fine-tuning at all, chosen on a held-out fifth of the training queries; never picked by auto); auto (default) picks the method, its settings, the candidate count and the abstain-to-best-single margin with the best inner-CV mean routed score on the training data; if that winner's out-of-fold gain over best-single is under one standard error, every query goes to best-single (--set guard_se=... to change). Labels (zooter): s(q) = softmax(minmax(scores) / T); with tags, s*(q) = beta*s(q) + (1-beta)*mean of s over queries sharing a tag. --tags auto clusters the query embeddings with k-means (default k about one cluster per 40 queries, 2..32). The head's L2 penalty and the kNN mix are chosen by inner cross-validation unless given. Records missing a score for some model are skipped and counted (--strict: fail with file:line).""")
 def train(
     data: Annotated[Path, typer.Option(help="Scored routing records.")] = ...,
     out: Annotated[Path, typer.Option(help="Output router directory.")] = ...,
     method: Annotated[Optional[Method], typer.Option(help="zooter, regression, mf, knn, or auto (the default): the "
-                                                          "one that wins inner CV on the training data.")] = None,
+                                                          "one that wins inner CV on the training data; or zooter-ft "
+                                                          "(the encoder's top layers fine-tuned too).")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="Softmax temperature on min-max scaled scores.")] = None,
     beta: Annotated[Optional[float], typer.Option(help="Tag-enhancement weight of the query's own label (1 = no tags).")] = None,
     tags: Annotated[Optional[TagMode], typer.Option(help="field: the records' tags; auto: k-means clusters; none.")] = None,

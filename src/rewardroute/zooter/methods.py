@@ -29,7 +29,8 @@ from ..errors import ConfigError
 from .labels import soft_labels
 
 METHODS = ("zooter", "regression", "mf", "knn")  # the order also breaks ties in `auto`
-CHOICES = (*METHODS, "auto")
+FINE_TUNED = "zooter-ft"  # zooter, then the encoder's top layers fine-tuned (zooter.finetune)
+CHOICES = (*METHODS, "auto", FINE_TUNED)
 # the abstain margin of a router that should not route: the whole min-max-normalised score range
 FALLBACK_MARGIN = 1.0
 
@@ -96,6 +97,8 @@ def param_grid(method: str, config) -> list[dict[str, Any]]:
 def methods_to_try(method: str) -> tuple[str, ...]:
     if method == "auto":
         return METHODS
+    if method == FINE_TUNED:  # its search is zooter's, on the frozen embeddings
+        return ("zooter",)
     if method not in METHODS:
         raise ConfigError(f"unknown method '{method}': choose one of {', '.join(CHOICES)}")
     return (method,)

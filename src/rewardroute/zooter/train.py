@@ -7,6 +7,7 @@ picks. `zooter` is the paper's: tag-enhanced soft labels, KL loss, mixed with kN
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +19,13 @@ import torch
 
 from ..backbone import Backbone
 from ..console import console
+from ..data.schemas import render_prompt
 from ..errors import ConfigError
 from ..router import ExpertRouter, RouterConfig, fit_router
 from ..router.embedding_cache import embed_on
 from ..router.head_fit import fit_linear_head, is_linear_head
-from .methods import FALLBACK_MARGIN, decisions, linear_map, methods_to_try, param_grid
+from .finetune import finetune_encoder
+from .methods import FALLBACK_MARGIN, FINE_TUNED, decisions, linear_map, methods_to_try, param_grid
 from .labels import (Normalizer, ScoreTable, cluster_tags, default_k, hard_labels, kmeans, soft_labels,
                      tag_enhance)
 from .route import KnnMemory, ZooterRouter, unit_rows
@@ -273,10 +276,14 @@ def train_zooter(table: ScoreTable, config: ZooterConfig, *, backbone: Backbone 
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if len(embeddings) != len(table.records):
         raise ConfigError(f"{len(embeddings)} embeddings for {len(table.records)} records")
+    fine_tune = config.method == FINE_TUNED
+    # zooter-ft searches as zooter without kNN: a memory of frozen vectors would not match the
+    # fine-tuned encoder's
+    search = config.model_copy(update={"knn_weight": 0.0}) if fine_tune else config
     # the search runs over every model; the chosen candidate count then fixes the experts
     chosen = select_hyperparameters(prepare(table, config.model_copy(update={"candidates": None}), embeddings),
-                                    config, backbone)
-    method, params = chosen["method"], chosen["params"]
+                                    search, backbone)
+    method, params = (FINE_TUNED if fine_tune else chosen["method"]), chosen["params"]
     data = prepare(table, config.model_copy(update={"candidates": chosen["candidates"]}), embeddings)
     y = data.normalizer(data.scores)
     temperature = config.labels.temperature
@@ -298,9 +305,18 @@ def train_zooter(table: ScoreTable, config: ZooterConfig, *, backbone: Backbone 
         normalizer=NormalizerState(how=data.normalizer.how, shift=data.normalizer.shift, scale=data.normalizer.scale),
         guard=chosen["guard"], head_l2=head_l2, n_train=len(table.records), skipped=table.skipped,
         train_data=train_data, auto_tags_k=None if data.centroids is None else len(data.centroids))
-    router = new_router(data.experts, config, backbone, state.model_dump(mode="json"))
-    if method == "zooter":
-        fit_head(router, embeddings, make_targets(data.scores, data.tags, config, data.normalizer), head_l2, config)
+    # zooter-ft changes its encoder's weights: a copy, never the caller's shared backbone
+    router = new_router(data.experts, config, copy.deepcopy(backbone) if fine_tune else backbone,
+                        state.model_dump(mode="json"))
+    if method in ("zooter", FINE_TUNED):
+        targets = make_targets(data.scores, data.tags, config, data.normalizer)
+        fit_head(router, embeddings, targets, head_l2, config)
+        if fine_tune:
+            params = {**params, "fine_tuning": finetune_encoder(router, [render_prompt(r.query) for r in table.records],
+                                                                targets, data.scores, head_l2, config)}
+            state.params = params
+            router.config.meta = state.model_dump(mode="json")
+            embeddings = router.embed([r.query for r in table.records]).numpy()  # the encoder it now has
     elif method in ("regression", "mf"):
         # logits = predicted normalised score / T, so softmax is the score-based distribution
         w, b = linear_map(method, params, embeddings, y)

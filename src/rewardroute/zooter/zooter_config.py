@@ -31,6 +31,22 @@ class LabelConfig(BaseModel):
     auto_k: int | None = Field(default=None, ge=2)  # k-means k for tags=auto (None: labels.default_k)
 
 
+class FineTuneConfig(BaseModel):
+    """`zooter-ft`: after the frozen-embedding fit, the encoder's top layers and the head train on
+    with the same KL loss; the epoch is chosen on a held-out share of the training queries by the
+    routed mean score, and the frozen fit is kept when no epoch beats it."""
+
+    model_config = ConfigDict(extra="forbid")
+    freeze_layers: int = Field(default=4, ge=0)  # MiniLM has 6: its top 2 train
+    epochs: int = Field(default=6, ge=1)
+    lr: float = Field(default=3e-5, gt=0)  # the encoder's layers
+    head_lr: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    valid_share: float = Field(default=0.2, gt=0, lt=1)
+    # False: keep the best fine-tuned epoch even when the frozen fit did as well on held-out queries
+    keep_frozen_fit: bool = True
+
+
 class ZooterConfig(BaseModel):
     """Training settings of `rewardroute router train`."""
 
@@ -57,8 +73,11 @@ class ZooterConfig(BaseModel):
     knn_weight: float | None = Field(default=None, ge=0, le=1)
     knn_weights: list[float] = Field(default_factory=lambda: [0.0, 0.5])
     # Which router (zooter.methods): zooter (the paper's KL head + kNN), regression, mf, knn,
-    # or auto: the one with the best inner-CV mean routed score on the training data.
-    method: Literal["zooter", "regression", "mf", "knn", "auto"] = "zooter"
+    # or auto: the one with the best inner-CV mean routed score on the training data; zooter-ft
+    # (never picked by auto: its inner CV would fine-tune an encoder per fold) fine-tunes the
+    # encoder's top layers after the zooter fit, see `finetune`.
+    method: Literal["zooter", "regression", "mf", "knn", "auto", "zooter-ft"] = "zooter"
+    finetune: FineTuneConfig = Field(default_factory=FineTuneConfig)
     # regression and mf: ridge penalty (relative to the embeddings' scale) and mf's rank;
     # None: picked by inner CV from the grids.
     ridge: float | None = Field(default=None, gt=0)

@@ -60,7 +60,7 @@ class NormalizerState(BaseModel):
 class ZooterState(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["zooter"] = KIND
-    method: Literal["zooter", "regression", "mf", "knn"]
+    method: Literal["zooter", "regression", "mf", "knn", "zooter-ft"]
     params: dict[str, Any] = Field(default_factory=dict)  # the method's chosen hyperparameters
     training: ZooterConfig
     inference: InferenceSettings
