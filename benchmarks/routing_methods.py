@@ -376,7 +376,7 @@ def markdown(result: dict[str, Any]) -> str:
              f"Repeated CV ({result['repeats']} x {result['folds']} folds; `{result['command']}`). "
              "Gap recovered = (routed - best_single) / (oracle - best_single); APGR for 2-model tables. "
              "± is the standard error over folds; [lo, hi] a 95% paired t interval over folds. "
-             f"Route ms/query excludes encoding the query ({result['embed_ms_per_query']:.1f} ms, shared by all).", ""]
+             f"Route ms/query excludes encoding the query ({result['embed_ms_per_query']:.1f} ms, shared by all), except for zooter-ft, which encodes with its own fine-tuned encoder.", ""]
     for name, t in result["tables"].items():
         for metric in t["metrics"]:
             lines += [f"**{name}** ({t['n']} queries, {t['models']} models): {metric}", "",
