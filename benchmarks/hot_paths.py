@@ -327,6 +327,20 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def status_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """README rows: each speed target beside what was measured (one run each)."""
+    if res.get("quick"):
+        return []
+    s, r, z = res["scoring"], res["router"], res["router_training"]
+    met = lambda ok: "target met" if ok else "target NOT met"  # noqa: E731
+    return [(f"`{a}` end-to-end scoring against the raw backbone forward", f"{s[f'{a}_vs_limit']:.2f}x",
+             ">= 0.85x", f"one run; {met(s[f'{a}_vs_limit'] >= 0.85)}") for a in ("single", "arliss")] + [
+        ("router p50, one 64-token query, fp32 / `--precision int8`", f"{r['p50_ms']} / {r['p50_ms_int8']} ms",
+         "< 10 ms", f"one run of {r['calls']} calls; fp32 {met(r['p50_ms'] < 10)}, int8 {met(r['p50_ms_int8'] < 10)}"),
+        (f"`router train` on {z['queries']:,} queries, embeddings given", f"{z['seconds']} s", "< 60 s",
+         f"one run; {met(z['seconds'] < 60)}")]
+
+
 def int8_lines(q: dict[str, Any]) -> list[str]:
     from rewardroute.eval.folds import fmt, verdict
 

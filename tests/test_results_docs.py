@@ -187,13 +187,16 @@ def test_regenerate_rewrites_sections_and_only_the_readme_status_block(repo):
 
 
 def test_regenerate_from_the_committed_results(repo, tmp_path):
-    for name in ("routing", "serve_load", "rm_domains"):
+    for name, script in (("routing", "routing"), ("serve_load", "serve_load"), ("rm_domains", "rm_domains"),
+                         ("hot_paths", "hot_paths"), ("rm_human_archs", "rm_human")):
         shutil.copy(REPO / "benchmarks" / "results" / f"{name}.json", repo / "benchmarks" / "results")
-        shutil.copy(REPO / "benchmarks" / f"{name}.py", repo / "benchmarks")
+        shutil.copy(REPO / "benchmarks" / f"{script}.py", repo / "benchmarks")
     done = regenerate(repo)
-    assert {"routing", "serve_load", "rm_domains"} <= set(done["sections"])
+    assert {"routing", "serve_load", "rm_domains", "hot_paths", "rm_human_archs"} <= set(done["sections"])
     readme = (repo / "README.md").read_text()
     assert "Zooter router, AlpacaEval-57" in readme and "no difference shown" in readme
+    assert "router p50, one 64-token query" in readme and "mix `arliss today then add-domain human`" in readme
+    assert "Every architecture against human preferences" in (repo / "benchmarks" / "RESULTS.md").read_text()
 
 
 def test_missing_readme_markers_and_bad_json_are_clear_errors(repo):
