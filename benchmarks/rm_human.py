@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from benchlib import run_cache
-from benchlib.bench import add_run_args, code_digest, command_line, machine, peak_rss_mb, prefs_digest, publish, results_dir
+from benchlib.bench import (add_run_args, code_digest, command_line, difference_text, interval_text, machine, peak_rss_mb,
+                            prefs_digest, publish, results_dir)
 
 FIVE = ("chat", "code", "math", "safety", "summarization")
 HUMAN = "human"
@@ -223,10 +224,6 @@ def choose_default(comparisons: dict[str, Any], mixes: list[str]) -> dict[str, A
             "none_eligible": not eligible}
 
 
-def _interval(d: dict[str, Any]) -> str:
-    return f"{d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-
-
 def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """README rows: the rule's pick on the held-out human test beside the baselines, and every
     mix against the first one (today's) on that test, all with paired intervals."""
@@ -244,13 +241,13 @@ def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     baselines = ", ".join(f"{b} {average(cmp, b, baseline=True):.3f}" for b in cmp["baselines"])
     rows = [(f"`{out['arch']}` on mix `{mix}` ({picked}), held-out human test "
              f"({out['sets']['human_test']} pairs, {len(out['seeds'])} seed(s))",
-             f"{acc['estimate']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]", baselines,
-             f"vs best baseline {_interval(vs)}: {_says(vs, mix, 'best baseline')}")]
+             interval_text(acc), baselines,
+             f"vs best baseline {difference_text(vs)}: {_says(vs, mix, 'best baseline')}")]
     others = [m for m in cmp["models"] if m != first]
     diffs = {m: cmp["models"][m][f"vs_{first}"]["average"] for m in others}
     shown = [m for m, v in diffs.items() if v["low"] > 0 or v["high"] < 0]
     rows.append((f"each mix minus `{first}` on the human test (paired)",
-                 "; ".join(f"{m} {_interval(v)}" for m, v in diffs.items()), "",
+                 "; ".join(f"{m} {difference_text(v)}" for m, v in diffs.items()), "",
                  (f"interval excludes 0 for: {', '.join(shown)}" if shown else "no difference shown for any mix")))
     return rows
 
@@ -264,12 +261,12 @@ def architecture_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for mix, row in cmp["models"].items():
         acc, vs = row["accuracy"]["average"], row["vs_best_baseline"]["average"]
         arch = out["mixes"][mix].get("arch", out["arch"])
-        rest = f"vs best baseline {_interval(vs)}: {_says(vs, arch, 'best baseline')}"
+        rest = f"vs best baseline {difference_text(vs)}: {_says(vs, arch, 'best baseline')}"
         if mix != first:
             d = row[f"vs_{first}"]["average"]
-            rest += f"; vs {out['arch']} on `{first}` {_interval(d)}: {_says(d, mix, first)}"
+            rest += f"; vs {out['arch']} on `{first}` {difference_text(d)}: {_says(d, mix, first)}"
         rows.append((f"`{arch}`, mix `{mix}`, held-out human test ({out['sets']['human_test']} pairs, "
-                     f"{len(out['seeds'])} seeds)", f"{acc['estimate']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}]",
+                     f"{len(out['seeds'])} seeds)", interval_text(acc),
                      baselines if mix == first else "", rest))
     return rows
 

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from benchlib import run_cache
-from benchlib.bench import (add_run_args, code_digest, command_line, machine, peak_rss_mb, prefs_digest, publish,
-                            results_dir, save_figure)
+from benchlib.bench import (add_run_args, code_digest, command_line, difference_text, interval_text, machine,
+                            peak_rss_mb, prefs_digest, publish, results_dir, save_figure)
 
 FIVE = ("chat", "code", "math", "safety", "summarization")
 SETTINGS = ("backbone", "epochs", "lr", "head_lr", "batch_size", "max_length", "freeze_layers", "valid_per_domain",
@@ -143,14 +143,6 @@ def compare(data, runs: dict[str, dict[str, list[dict]]], fitted, args) -> dict[
     return {"by_size": by_size, "by_arch": by_arch}
 
 
-def _cell(d: dict[str, Any]) -> str:
-    return f"{d['estimate']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
-
-
-def _diff(d: dict[str, Any]) -> str:
-    return f"{d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-
-
 def table_rows(out: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (architecture, size): the domain average, its worst domain, the paired
     differences, and the cost."""
@@ -182,13 +174,13 @@ def markdown(out: dict[str, Any]) -> str:
              "| architecture | pairs per domain | train pairs | domain average | worst domain | minus best baseline "
              "| minus the smallest size | train min | train pairs/s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in table_rows(out):
-        lines.append(f"| {r['arch']} | {r['size']} | {r['train_pairs']} | {_cell(r['average'])} | "
-                     f"{r['worst'][0]} {r['worst'][1]:.3f} | {_diff(r['vs_best_baseline'])} | "
-                     f"{_diff(r['vs_smallest']) if r['vs_smallest'] else ''} | {r['train_min']:.1f} | "
+        lines.append(f"| {r['arch']} | {r['size']} | {r['train_pairs']} | {interval_text(r['average'])} | "
+                     f"{r['worst'][0]} {r['worst'][1]:.3f} | {difference_text(r['vs_best_baseline'])} | "
+                     f"{difference_text(r['vs_smallest']) if r['vs_smallest'] else ''} | {r['train_min']:.1f} | "
                      f"{r['pairs_per_s']:.2f} |")
     any_size = next(iter(out["comparison"]["by_size"].values()))
     for b, row in any_size["baselines"].items():
-        lines.append(f"| {b} (baseline) | | {out['baselines_fitted']['train_pairs']['*']} | {_cell(row['average'])} "
+        lines.append(f"| {b} (baseline) | | {out['baselines_fitted']['train_pairs']['*']} | {interval_text(row['average'])} "
                      "| | | | | |")
     lines += ["", "Intervals: 95%, resampling prompt groups within each domain, pooled over seeds; differences "
               "are paired (the same resampled groups). A row beats the best baseline, or its smallest size, only "
@@ -205,8 +197,8 @@ def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         d = r["vs_best_baseline"]
         says = "higher" if d["low"] > 0 else "lower" if d["high"] < 0 else "no difference shown"
         rows.append((f"`{r['arch']}` on {r['size']} train pairs per domain, domain average "
-                     f"({len(out['seeds'])} seeds)", _cell(r["average"]), "",
-                     f"vs best baseline {_diff(d)}: {says}"))
+                     f"({len(out['seeds'])} seeds)", interval_text(r["average"]), "",
+                     f"vs best baseline {difference_text(d)}: {says}"))
     return rows
 
 

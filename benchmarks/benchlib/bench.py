@@ -115,3 +115,13 @@ def save_figure(fig, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def interval_text(d: dict[str, Any]) -> str:
+    """An estimate with its 95% interval: `0.615 [0.579, 0.651]`."""
+    return f"{d['estimate']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
+
+
+def difference_text(d: dict[str, Any]) -> str:
+    """A signed difference with its 95% interval: `+0.070 [+0.029, +0.111]`."""
+    return f"{d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
