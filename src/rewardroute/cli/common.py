@@ -43,7 +43,7 @@ PrecisionOption = Annotated[str, typer.Option(help="fp32, bf16 (CPUs and GPUs th
 
 RoutingPrecisionOption = Annotated[str, typer.Option(
     help="fp32, bf16 (CPUs and GPUs that support it), fp16 (CUDA only) or int8 (CPU: the router's encoder "
-         "dynamically quantised, about 3x faster per query; its kNN memory and head stay as trained).")]
+         "dynamically quantised, about 2x faster per query; its kNN memory and head stay as trained).")]
 
 
 def runtime_config(device: str, precision: str, *, int8: bool = False):

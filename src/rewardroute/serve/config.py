@@ -63,7 +63,7 @@ class RouterSettings(_Section):
     cache_size: int = Field(default=4096, ge=0)  # LRU of routing decisions by text hash; 0: off
     max_batch: int = Field(default=32, ge=1)  # concurrent routing texts embedded in one forward pass
     batch_window_ms: float = Field(default=0.0, ge=0)  # 0: batch only what queued while busy
-    # bfloat16: faster batches on AMX/AVX512-BF16 CPUs; int8: CPU, about 3x faster (serve.precision)
+    # bfloat16: faster batches on AMX/AVX512-BF16 CPUs; int8: CPU, about 2x faster (serve.precision)
     precision: RouterPrecision = "float32"
 
 

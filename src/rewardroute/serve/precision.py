@@ -5,7 +5,7 @@ AVX512-BF16 a batch of 32 queries embeds about 3x faster, and on a MiniLM router
 probabilities moved by at most 0.002 (no routing decision changed) on 300 test queries. It is
 opt-in because rewards and probabilities are no longer bit-identical to offline scoring.
 `int8` (the router only, on CPUs) quantises the router's encoder once at load
-(`runtime.quantize_int8`): about 3x faster per query on 2 cores.
+(`runtime.quantize_int8`): a 64-token query 13.2 -> 5.8 ms end to end on 2 cores.
 """
 
 from __future__ import annotations
