@@ -89,6 +89,43 @@ def test_router_pass_reads_only_the_prompt(trained, monkeypatch):
     assert sorted(seen) == sorted(prompts)  # each distinct prompt once, no response text
 
 
+def test_one_adapter_passes_run_merged_and_leave_the_base_exactly_as_it_was(trained):
+    model, pairs, _, _, _ = trained
+    model.eval()
+    prompts, responses = [p.prompt for p in pairs], [p.chosen for p in pairs]
+    params = {n: (p, p.detach().clone()) for n, p in model.peft.named_parameters()}
+
+    def both(fn):  # PEFT's active adapter (taken while gradients are on), then the merged weights
+        with torch.enable_grad():
+            unmerged = fn().detach()
+        with torch.no_grad():
+            return unmerged, fn()
+
+    for d in ("chat", "math"):
+        unmerged, merged = both(lambda: model.score_rows(prompts, responses, [d] * len(prompts), None))
+        torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-4)
+    unmerged, merged = both(lambda: model.route_probs(prompts, 4))
+    torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-4)
+    for n, p in model.peft.named_parameters():  # the same parameter objects, bit for bit, still frozen
+        assert p is params[n][0] and torch.equal(p, params[n][1]) and not p.requires_grad, n
+    from peft.tuners.lora import LoraLayer
+    assert not any(m.disable_adapters or m.merged for m in model.peft.modules() if isinstance(m, LoraLayer))
+
+    # a changed adapter is merged afresh (every path that changes one ends in _settle)
+    lora_b = next(p for n, p in model.peft.named_parameters() if f"lora_B.{adapter_name('chat')}." in n)
+    saved = lora_b.detach().clone()
+    try:
+        with torch.no_grad():
+            lora_b.add_(0.5)
+        model._settle()
+        unmerged, merged = both(lambda: model.score_rows(prompts, responses, ["chat"] * len(prompts), None))
+        torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-4)
+    finally:
+        with torch.no_grad():
+            lora_b.copy_(saved)
+        model._settle()
+
+
 def test_routing_and_oracle(trained):
     model, pairs, _, _, _ = trained
     out = model.score([p.prompt for p in pairs], [p.chosen for p in pairs], return_output=True)

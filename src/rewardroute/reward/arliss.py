@@ -6,6 +6,8 @@ Scoring a batch takes two passes over the one backbone:
   2. the scoring pass: every row runs with its own domain's adapter (PEFT's per-row
      `adapter_names`), so a batch that mixes domains is still one forward pass, and each
      adapter's own scalar head reads that row's pooled vector.
+A pass that uses one adapter throughout (the router pass, and scoring batches of one domain,
+which `score` arranges) runs with that adapter merged into the weights (`lora_merge`).
 Training (`RoutedRewardModel.fit`) fits the router adapter on prompts (KL to one-hot domains),
 then each reward adapter on its domain's pairs, one after another; the backbone never changes.
 
@@ -44,6 +46,7 @@ from ..router import ExpertRouter, RouterConfig, fit_router, one_hot
 from .base import RewardModel, RewardModelConfig, RewardOutput
 from .domain_growth import extend_router, new_domain_pairs
 from .end_to_end import TrainedEndToEnd
+from .lora_merge import MergedAdapters
 from .moe import transformer_layers
 from .pairwise_fit import fit_pairwise
 from .routed import (KeptPrompts, Parts, RoutedRewardModel, DomainRouterSettings, freeze,
@@ -163,6 +166,7 @@ class ArlissRewardModel(RoutedRewardModel):
         self.pairs = backbone.pairs
         self.heads = nn.ModuleList(RewardHead(backbone.hidden_size, config.head_dropout) for _ in config.domains)
         self.kept = KeptPrompts()
+        self.merged = MergedAdapters(peft)
         self._settle()
 
     @classmethod
@@ -179,6 +183,7 @@ class ArlissRewardModel(RoutedRewardModel):
         (reward adapters are picked per row)."""
         self.peft.set_adapter(ROUTER, inference_mode=True)
         freeze(self)
+        self.merged.clear()  # an adapter may have changed
 
     @contextmanager
     def _active(self, name: str):
@@ -189,8 +194,20 @@ class ArlissRewardModel(RoutedRewardModel):
             self.peft.set_adapter(ROUTER, inference_mode=True)
 
     # -- routing and scoring ---------------------------------------------------------------
+    @contextmanager
+    def _inference(self, name: str):
+        """Adapter `name` for a whole pass: merged into the weights (plain-backbone speed) when no
+        gradient is wanted, else PEFT's active adapter."""
+        if torch.is_grad_enabled():
+            with self._active(name):
+                yield
+        else:
+            with self.merged.view(name):
+                yield
+
     def route_probs(self, texts: Sequence[str], batch_size: int) -> torch.Tensor:
-        return self.router.probs(list(texts), batch_size=batch_size)
+        with self._inference(ROUTER):
+            return self.router.probs(list(texts), batch_size=batch_size)
 
     def score_rows(self, texts, responses, experts, weights) -> torch.Tensor:
         if self.training:
@@ -201,10 +218,11 @@ class ArlissRewardModel(RoutedRewardModel):
         enc = {k: v.to(device) for k, v in enc.items()}
         names = list(dict.fromkeys(adapter_name(e) for e in experts))
         if len(names) == 1:
-            # One adapter for the whole batch: run it as the active adapter. PEFT's per-row path
-            # gathers and scatters every LoRA layer's activations, which costs more than the
-            # LoRA itself on a CPU; `score` sorts rows by expert so most batches take this path.
-            with self._active(names[0]):
+            # One adapter for the whole batch: merged, it runs at the plain backbone's speed.
+            # PEFT's per-row path gathers and scatters every LoRA layer's activations, which
+            # costs more than the LoRA itself on a CPU; `score` sorts rows by expert so most
+            # batches take this path.
+            with self._inference(names[0]):
                 pooled = self.router.backbone(**enc)
         else:
             pooled = self.router.backbone(**enc, adapter_names=[adapter_name(e) for e in experts])
