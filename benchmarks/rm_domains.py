@@ -202,8 +202,9 @@ def do_eval(args, backbone: str, arch: str, seed: int) -> dict[str, Any]:
     out = {"accuracy": res["accuracy"], "average": macro_average(res["accuracy"]), "params": res["params"],
            "eval_pairs_per_second": res["pairs_per_second"], "ids": [p.id for p in test],
            "correct": res["correct"].tolist()}  # per pair, for the clustered and paired intervals
-    if "router_accuracy" in res:
-        out["router_accuracy"] = res["router_accuracy"]
+    for key in ("router_accuracy", "expert_load"):
+        if key in res:
+            out[key] = res[key]
     if arch in ROUTED:
         oracle, _, _ = pair_correct(model, test, batch_size=64, oracle_domain=True)
         out["oracle_accuracy"] = accuracy_by_domain(oracle.tolist(), [p.domain for p in test])
@@ -315,9 +316,23 @@ def pool_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
                 "eval_pairs_per_second", "train_peak_rss_mb", "inference_peak_rss_mb"):
         if key in first:
             row[key] = mean(key)
+    if "expert_load" in first:
+        row["expert_load"] = {d: {e: float(np.mean([r["expert_load"][d][e] for r in runs.values()])) for e in load}
+                              for d, load in first["expert_load"].items()}
     row["seeds"] = {str(s): {k: r[k] for k in ("average", "accuracy", "best_valid", "router_accuracy") if k in r}
                     for s, r in runs.items()}
     return row
+
+
+def expert_load_markdown(arch: str, load: dict[str, dict[str, float]]) -> list[str]:
+    """What the router (or MoRE's gate) learned: one row per true domain, one column per expert."""
+    from rewardroute.eval.report import markdown_table
+
+    experts = list(next(iter(load.values())))
+    rows = {d: {e: f"{v:.2f}" for e, v in probs.items()} for d, probs in load.items()}
+    return [f"What `{arch}` routes to (mean probability per expert, rows: the true domain of the test pair; "
+            "a diagonal is domain experts, one column a collapsed gate):", "",
+            markdown_table(rows, first="true domain", columns=experts)]
 
 
 def run_backbone(args, backbone: str, archs: list[str]) -> dict[str, Any]:
@@ -484,6 +499,9 @@ def markdown(out: dict[str, Any]) -> str:
         cols = ["average", "router acc", "oracle avg", "params (M)", "loaded (M)", "pairs/CPU-s", "pairs/s",
                 "RSS MB", "train min", "train CPU-min"]
         lines.append(markdown_table(rows, first="architecture", columns=cols))
+        for arch, r in res["models"].items():
+            if r.get("expert_load"):
+                lines += expert_load_markdown(arch, r["expert_load"])
         t = out["targets"].get(bb, {})
         notes = []
         for a, v in t.get("average_at_least_single", {}).items():

@@ -121,3 +121,21 @@ def test_empty_and_very_long_texts(trained):
     model = trained[0]
     r = model.score(["", "x " * 50_000, "short"], ["", "", "y " * 50_000])
     assert r.shape == (3,) and torch.isfinite(r).all()
+
+
+def test_evaluation_reports_what_the_gate_learned(trained):
+    from rewardroute.eval.pairwise import evaluate_reward_model, expert_load
+
+    model, pairs, _, _, _ = trained
+    res = evaluate_reward_model(model, pairs)
+    load = res["expert_load"]
+    assert set(load) == {"chat", "math"} and all(set(row) == {"chat", "math"} for row in load.values())
+    for row in load.values():  # each row is a mean of gate distributions
+        assert sum(row.values()) == pytest.approx(1.0, abs=1e-4)
+    out = model.score([p.prompt for p in pairs], [p.chosen for p in pairs], return_output=True)
+    math_rows = [i for i, p in enumerate(pairs) if p.domain == "math"]
+    assert load["math"]["chat"] == pytest.approx(out.domain_probs[math_rows, 0].mean().item(), abs=1e-5)
+    # the matrix reads a known assignment back: rows by true domain, columns by expert
+    probs = torch.tensor([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8]])
+    assert expert_load(probs, ["a", "a", "b"], ["x", "y"]) == {
+        "a": pytest.approx({"x": 0.8, "y": 0.2}), "b": pytest.approx({"x": 0.2, "y": 0.8})}

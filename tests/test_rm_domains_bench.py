@@ -39,6 +39,10 @@ def test_quick_run_reports_every_architecture(quick_run):
         assert r["params"]["loaded_for_inference"] > 0
     for arch in ("rodos", "arliss"):
         assert 0 <= res["models"][arch]["router_accuracy"] <= 1 and "oracle_accuracy" in res["models"][arch]
+    for arch in ("more", "rodos", "arliss"):  # what the gate / router learned, by true domain
+        load = res["models"][arch]["expert_load"]
+        assert set(load) == {"math", "safety"} and all(sum(row.values()) == pytest.approx(1, abs=1e-3)
+                                                       for row in load.values()), arch
     assert "average" in res["longer response wins"]
     # intervals, the three baselines fitted on train, and paired differences with claims
     cmp = res["comparison"]
@@ -68,6 +72,7 @@ def test_results_markdown_section_is_written_between_markers(quick_run):
     assert "<!-- other:start -->\nkeep me\n<!-- other:end -->" in text
     assert "<!-- rm_domains_quick:start -->" in text and "| length_rule |" in text and "| surface_logreg |" in text
     assert "rodos - single" in text and "- average: " in text
+    assert "What `more` routes to" in text and "| true domain | math | safety |" in text
 
 
 def test_finished_parts_are_kept_for_a_rerun(quick_run):

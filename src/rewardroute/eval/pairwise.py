@@ -80,6 +80,15 @@ def _differences(diffs, a: str, b: str) -> dict[str, Any]:
     return {k: {**d.to_dict(), "claim": claim(a, b, d)} for k, d in diffs.items()}
 
 
+def expert_load(probs: torch.Tensor, domains: Sequence[str], experts: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{true domain: {expert: mean probability the router (or MoRE's gate) gave it}}: what the
+    routing learned, row by row of a confusion matrix. A collapsed gate shows as one column."""
+    by: dict[str, list[int]] = defaultdict(list)
+    for i, d in enumerate(domains):
+        by[d].append(i)
+    return {d: dict(zip(experts, probs[idx].float().mean(dim=0).tolist())) for d, idx in sorted(by.items())}
+
+
 def pair_correct(model, pairs: Sequence[PreferencePair], *, batch_size: int = 64,
                  oracle_domain: bool = False) -> tuple[np.ndarray, Any, float]:
     """(per-pair correctness, the model's score output, seconds spent scoring)."""
@@ -120,6 +129,7 @@ def evaluate_reward_model(model, pairs: Sequence[PreferencePair], *, batch_size:
         hits = [known[i] == p.domain for i, p in zip(pred, pairs) if p.domain in known]
         if hits:
             result["router_accuracy"] = sum(hits) / len(hits)
+        result["expert_load"] = expert_load(out.domain_probs[:n], [p.domain for p in pairs], known)
     if intervals is not None and pairs:
         comparison = compare_systems(pairs, {model.arch: correct}, baseline_correct(pairs, baselines), config=intervals)
         mine = comparison["models"][model.arch]
