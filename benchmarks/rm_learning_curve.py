@@ -190,14 +190,16 @@ def markdown(out: dict[str, Any]) -> str:
 
 
 def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows, table = [], table_rows(out)
     if out.get("name", "rm_learning_curve") != "rm_learning_curve":
-        return []
-    rows = []
-    for r in table_rows(out):
+        # another run (`--out`) adds only its largest size: its smaller ones repeat the main run's
+        top = max(r["train_pairs"] for r in table)
+        table = [r for r in table if r["train_pairs"] == top]
+    for r in table:
         d = r["vs_best_baseline"]
         says = "higher" if d["low"] > 0 else "lower" if d["high"] < 0 else "no difference shown"
         rows.append((f"`{r['arch']}` on {r['size']} train pairs per domain, domain average "
-                     f"({len(out['seeds'])} seeds)", interval_text(r["average"]), "",
+                     f"({len(out['seeds'])} seed{'s' if len(out['seeds']) > 1 else ''})", interval_text(r["average"]), "",
                      f"vs best baseline {difference_text(d)}: {says}"))
     return rows
 

@@ -42,3 +42,19 @@ def test_quick_curve_trains_each_size_beside_the_baselines(built_data, tmp_path)
     assert again["comparison"]["by_arch"]["single"]["models"]["single @ 4"]["accuracy"] == cmp["models"]["single @ 4"]["accuracy"]
     _, log = _run(built_data, tmp_path / "work", "--archs", "single", "--sizes", "4", "--freeze-layers", "4")
     assert "training single on 4 pairs per domain, seed 0" in log  # another setting: trained afresh
+
+
+def test_readme_rows_from_the_committed_runs():
+    """The main run gives a README row per size; another run (`--out`) only its largest size, so
+    the status table does not repeat the main run's sizes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_lc", SCRIPT)
+    lc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lc)
+    results = REPO / "benchmarks" / "results"
+    main = json.loads((results / "rm_learning_curve.json").read_text())
+    other = json.loads((results / "rm_learning_curve_1000.json").read_text())
+    assert [r[0].split(" train pairs")[0] for r in lc.status_rows(main)] == ["`single` on 100", "`single` on 300"]
+    rows = lc.status_rows(other)
+    assert len(rows) == 1 and rows[0][0].startswith("`single` on 1000 ") and "(1 seed)" in rows[0][0]
