@@ -7,7 +7,7 @@ processes of a launch (`accelerate launch`, `torchrun`; gloo on CPU, NCCL on GPU
 Precision: `fp32` everywhere; `bf16` autocasts matmuls on CPUs and GPUs that support it (weights
 stay float32, so checkpoints are the same format); `fp16` only on CUDA, where its loss scaling
 applies; `int8` (routing on CPUs only, never training) swaps the backbone's linear layers for
-dynamically quantised ones: a 64-token router query takes 5.8 ms instead of 13.2 ms end to end, but embeddings move
+dynamically quantised ones: a 64-token router query takes about half its fp32 time end to end, but embeddings move
 (cosine about 0.98 to fp32) and some routing decisions change; `benchmarks/hot_paths.py` measures
 both, so it is opt-in. A setting that cannot work on the device is an error, never a silent
 fallback.
