@@ -23,26 +23,25 @@ def _lora_layers(model: nn.Module, name: str) -> list[nn.Module]:
 
 
 class MergedAdapters:
-    """Merged weights of a PEFT model's LoRA adapters, computed on first use. Call `clear()`
-    whenever an adapter changes (training, loading) or the model moves to another device or dtype."""
+    """Merged weights of a PEFT model's LoRA adapters, computed on first use and again after the
+    model moves to another device or dtype. Call `clear()` whenever an adapter changes (training,
+    loading)."""
 
     def __init__(self, peft_model: nn.Module):
         self.peft = peft_model
-        self._weights: dict[str, list[tuple[nn.Module, torch.Tensor]]] = {}
+        self._weights: dict[tuple, list[tuple[nn.Module, torch.Tensor]]] = {}
 
     def clear(self) -> None:
         self._weights.clear()
 
     def _merged(self, name: str) -> list[tuple[nn.Module, torch.Tensor]]:
-        cached = self._weights.get(name)
-        if cached and cached[0][1].device == cached[0][0].base_layer.weight.device \
-                and cached[0][1].dtype == cached[0][0].base_layer.weight.dtype:
-            return cached
-        with torch.no_grad():
-            merged = [(m, (m.base_layer.weight + m.get_delta_weight(name).to(m.base_layer.weight.dtype)).detach())
-                      for m in _lora_layers(self.peft, name)]
-        self._weights[name] = merged
-        return merged
+        w = next(self.peft.parameters())
+        key = (name, w.device, w.dtype)
+        if key not in self._weights:
+            with torch.no_grad():
+                self._weights[key] = [(m, m.base_layer.weight + m.get_delta_weight(name).to(m.base_layer.weight.dtype))
+                                      for m in _lora_layers(self.peft, name)]
+        return self._weights[key]
 
     @contextmanager
     def view(self, name: str):
