@@ -36,6 +36,8 @@ from benchlib.bench import (add_run_args, code_digest, command_line, difference_
 FIVE = ("chat", "code", "math", "safety", "summarization")
 SETTINGS = ("backbone", "epochs", "lr", "head_lr", "batch_size", "max_length", "freeze_layers", "valid_per_domain",
             "eval_per_domain", "sample_seed", "device", "precision")
+PRIOR = " + prior"  # a system: the model's margin plus the surface prior's log-odds
+PRIOR_TRAINED = ", prior-trained"  # a model trained with RewardTrainingConfig.surface_prior
 
 
 def parse() -> argparse.Namespace:
@@ -52,6 +54,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--freeze-layers", type=int, default=0, help="backbone.freeze_layers (0: train every layer)")
+    ap.add_argument("--surface-prior", choices=("off", "on", "both"), default="off",
+                    help="train with the surface prior added to every margin (RewardTrainingConfig.surface_prior); "
+                         "both: each model twice, without and with it (paired)")
     ap.add_argument("--valid-per-domain", type=int, default=60, help="valid pairs per domain for the epoch choice")
     ap.add_argument("--eval-per-domain", type=int, default=200, help="test pairs per domain")
     ap.add_argument("--device", default="auto")
@@ -63,6 +68,7 @@ def parse() -> argparse.Namespace:
         args.out += "_quick"
         args.work = args.work.with_name(args.work.name + "_quick")
     args.arch_list = [a.strip() for a in args.archs.split(",") if a.strip()]
+    args.prior_list = {"off": [False], "on": [True], "both": [False, True]}[args.surface_prior]
     args.size_list = [None if s.strip() == "all" else int(s) for s in (args.sizes or ("4,12" if args.quick else
                                                                                          "100,300,1000,all")).split(",")]
     args.seed_list = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",") if s.strip()]
@@ -90,10 +96,11 @@ def load(args) -> dict[str, Any]:
             "digest": prefs_digest(data)}
 
 
-def train_and_score(arch: str, n: int | None, seed: int, data: dict[str, Any], args) -> dict[str, Any]:
+def train_and_score(arch: str, n: int | None, seed: int, prior: bool, data: dict[str, Any], args) -> dict[str, Any]:
     from rewardroute.backbone import BackboneConfig
     from rewardroute.data.sampling import cap_pairs
-    from rewardroute.eval.pairwise import pair_correct
+    from rewardroute.eval.baselines import fit_baselines
+    from rewardroute.eval.pairwise import pair_margins
     from rewardroute.reward.registry import get_arch
     from rewardroute.reward.reward_config import RewardTrainingConfig
     from rewardroute.reward.reward_trainer import build_for_training
@@ -104,22 +111,42 @@ def train_and_score(arch: str, n: int | None, seed: int, data: dict[str, Any], a
     backbone = BackboneConfig(name_or_path=args.backbone, max_length=args.max_length, freeze_layers=args.freeze_layers)
     model = build_for_training(cls, cls.config_class(backbone=backbone, domains=list(FIVE)), seed)
     targs = RewardTrainingConfig(epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, batch_size=args.batch_size,
-                                 seed=seed, device=args.device, precision=args.precision, resume=False)
+                                 seed=seed, device=args.device, precision=args.precision, resume=False,
+                                 surface_prior=prior)
     t0 = time.perf_counter()
     fit = model.fit(train, data["valid"], targs)
     seconds = time.perf_counter() - t0
     with running_on(model, RuntimeConfig(device=args.device, precision=args.precision)):
-        correct, _, _ = pair_correct(model, data["test"])
-    return {"arch": arch, "size": size_name(n), "seed": seed, "train_pairs": len(train),
+        margins = pair_margins(model, data["test"])
+    return {"arch": arch, "size": size_name(n), "seed": seed, "surface_prior": prior, "train_pairs": len(train),
             "train_by_domain": {d: sum(p.domain == d for p in train) for d in FIVE},
             "train_seconds": seconds, "pairs_per_s": len(train) * args.epochs / seconds,  # validation passes included
-            "best_epoch": fit.best_epoch, "best_valid": fit.best_metric, "correct": correct.tolist()}
+            "best_epoch": fit.best_epoch, "best_valid": fit.best_metric, "margins": margins.tolist(),
+            # the prior fitted on this run's training pairs (the one training used, with --surface-prior)
+            "prior_margins": fit_baselines(train).surface_margin(data["test"]).tolist()}
 
 
-def run_key(arch: str, n: int | None, seed: int, data: dict[str, Any], args) -> str:
+def with_prior(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, list[dict]]]:
+    """Every architecture twice: its own margins, and `<arch> + prior` (its margins plus the
+    surface prior's log-odds), each with per-pair correctness."""
+    from rewardroute.eval.baselines import graded
+
+    def correct(margins) -> list[float]:
+        m = np.asarray(margins, dtype=np.float64)
+        return graded(m, np.zeros_like(m)).tolist()
+
+    out: dict[str, dict[str, list[dict]]] = {}
+    for a, sizes in runs.items():
+        out[a] = {s: [{**r, "correct": correct(r["margins"])} for r in rs] for s, rs in sizes.items()}
+        out[a + PRIOR] = {s: [{**r, "correct": correct(np.add(r["margins"], r["prior_margins"]))} for r in rs]
+                          for s, rs in sizes.items()}
+    return out
+
+
+def run_key(arch: str, n: int | None, seed: int, prior: bool, data: dict[str, Any], args) -> str:
     from rewardroute.fingerprint import short_key
 
-    return short_key({"arch": arch, "size": size_name(n), "seed": seed,
+    return short_key({"arch": arch, "size": size_name(n), "seed": seed, "surface_prior": prior,
                       "settings": {k: getattr(args, k) for k in SETTINGS}, "data": data["digest"],
                       "code": code_digest(Path(__file__))})
 
@@ -182,6 +209,12 @@ def markdown(out: dict[str, Any]) -> str:
     for b, row in any_size["baselines"].items():
         lines.append(f"| {b} (baseline) | | {out['baselines_fitted']['train_pairs']['*']} | {interval_text(row['average'])} "
                      "| | | | | |")
+    if any(a.endswith(PRIOR) for a in out["runs"]):
+        lines += ["", f"`<arch>{PRIOR}`: the same model's margin plus the log-odds of the surface-feature regression "
+                  "fitted on that run's training pairs (with the true domain, as the baseline uses it). "
+                  f"`<arch>{PRIOR_TRAINED}`: trained with that prior added to every margin "
+                  "(`RewardTrainingConfig.surface_prior`), so the sum is what training optimised and the network "
+                  "alone is the part the surface features do not explain; without it, the prior is added after."]
     lines += ["", "Intervals: 95%, resampling prompt groups within each domain, pooled over seeds; differences "
               "are paired (the same resampled groups). A row beats the best baseline, or its smallest size, only "
               "where the interval of the difference excludes 0.", "",
@@ -235,15 +268,22 @@ def main() -> None:
     args = parse()
     t0 = time.perf_counter()
     data = load(args)
-    runs = {a: {size_name(n): [run_cache.cached_run(args.work, run_key(a, n, seed, data, args),
-                                                    f"{a} on {size_name(n)} pairs per domain, seed {seed}",
-                                                    lambda a=a, n=n, seed=seed: train_and_score(a, n, seed, data, args))
-                               for seed in args.seed_list] for n in args.size_list} for a in args.arch_list}
+    runs = {a + (PRIOR_TRAINED if prior else ""): {
+        size_name(n): [run_cache.cached_run(args.work, run_key(a, n, seed, prior, data, args),
+                                            f"{a}{PRIOR_TRAINED if prior else ''} on {size_name(n)} pairs per domain, "
+                                            f"seed {seed}",
+                                            lambda a=a, n=n, seed=seed, prior=prior: train_and_score(a, n, seed, prior,
+                                                                                                      data, args))
+                       for seed in args.seed_list] for n in args.size_list}
+        for a in args.arch_list for prior in args.prior_list}
+    runs = with_prior(runs)
     fitted = fit_baselines(data["train"])  # the train split only
     out = {"benchmark": "rm_learning_curve", "name": args.out, "backbone": args.backbone, "seeds": args.seed_list,
-           "settings": {k: getattr(args, k) for k in SETTINGS}, "test_pairs": len(data["test"]),
+           "settings": {**{k: getattr(args, k) for k in SETTINGS}, "surface_prior": args.surface_prior},
+           "test_pairs": len(data["test"]),
            "data_digest": data["digest"], "comparison": compare(data, runs, fitted, args),
-           "runs": {a: {s: [{k: v for k, v in r.items() if k != "correct"} for r in rs] for s, rs in sizes.items()}
+           "runs": {a: {s: [{k: v for k, v in r.items() if k not in ("correct", "margins", "prior_margins")} for r in rs]
+                        for s, rs in sizes.items()}
                     for a, sizes in runs.items()},
            "baselines_fitted": fitted.describe(), "peak_rss_mb": peak_rss_mb(),
            "total_seconds": time.perf_counter() - t0, "command": command_line(), "machine": machine()}

@@ -72,7 +72,7 @@ def pair_features(pairs: Sequence[PreferencePair]) -> tuple[np.ndarray, np.ndarr
     return np.asarray(chosen, dtype=np.float64).reshape(shape), np.asarray(rejected, dtype=np.float64).reshape(shape)
 
 
-def _graded(score_chosen: np.ndarray, score_rejected: np.ndarray) -> np.ndarray:
+def graded(score_chosen: np.ndarray, score_rejected: np.ndarray) -> np.ndarray:
     """1 where chosen scores higher, 0.5 on a tie, 0 otherwise."""
     return np.where(score_chosen > score_rejected, 1.0, np.where(score_chosen == score_rejected, 0.5, 0.0))
 
@@ -93,7 +93,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iterations: int) -> np
 
 def longer_wins_correct(pairs: Sequence[PreferencePair]) -> np.ndarray:
     """Per-pair correctness of "the longer response wins" (needs no training data)."""
-    return _graded(np.array([len(p.chosen) for p in pairs], dtype=np.float64),
+    return graded(np.array([len(p.chosen) for p in pairs], dtype=np.float64),
                    np.array([len(p.rejected) for p in pairs], dtype=np.float64))
 
 
@@ -140,6 +140,13 @@ class FittedBaselines:
         lc = np.array([len(p.chosen) for p in pairs], dtype=np.float64)
         lr = np.array([len(p.rejected) for p in pairs], dtype=np.float64)
         direction = np.array([self.length_direction(p.domain) for p in pairs], dtype=np.float64)
+        margin = self.surface_margin(pairs)
+        return {"longer_wins": longer_wins_correct(pairs), "length_rule": graded(direction * lc, direction * lr),
+                "surface_logreg": graded(margin, np.zeros_like(margin))}
+
+    def surface_margin(self, pairs: Sequence[PreferencePair]) -> np.ndarray:
+        """The surface regression's log-odds that chosen beats rejected, per pair (its domain's
+        fit, else the pooled one)."""
         fc, fr = pair_features(pairs)
         margin = np.zeros(len(pairs))
         by: dict[str, list[int]] = defaultdict(list)
@@ -147,8 +154,7 @@ class FittedBaselines:
             by[p.domain if p.domain in self.logreg else POOLED].append(i)
         for d, idx in by.items():
             margin[idx] = self.logreg[d].margin(fc[idx], fr[idx])
-        return {"longer_wins": longer_wins_correct(pairs), "length_rule": _graded(direction * lc, direction * lr),
-                "surface_logreg": _graded(margin, np.zeros_like(margin))}
+        return margin
 
     def describe(self) -> dict[str, Any]:
         """What was fitted, for --json output and benchmark records."""
@@ -172,7 +178,7 @@ def fit_baselines(train: Sequence[PreferencePair], config: BaselineConfig | None
     for d, ps in groups.items():
         lc = np.array([len(p.chosen) for p in ps])
         lr = np.array([len(p.rejected) for p in ps])
-        fitted.longer_rate[d] = float(_graded(lc, lr).mean())
+        fitted.longer_rate[d] = float(graded(lc, lr).mean())
         fitted.logreg[d] = LogReg.fit(*pair_features(ps), config)
         fitted.train_pairs[d] = len(ps)
     return fitted

@@ -102,6 +102,14 @@ def pair_correct(model, pairs: Sequence[PreferencePair], *, batch_size: int = 64
     return np.asarray(margin_correct(out.rewards[:n], out.rewards[n:])), out, seconds
 
 
+def pair_margins(model, pairs: Sequence[PreferencePair], *, batch_size: int = 64) -> np.ndarray:
+    """reward(chosen) - reward(rejected) for each pair."""
+    n = len(pairs)
+    rewards = model.score([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs],
+                          batch_size=batch_size)
+    return (rewards[:n] - rewards[n:]).double().numpy()
+
+
 def evaluate_reward_model(model, pairs: Sequence[PreferencePair], *, batch_size: int = 64,
                           oracle_domain: bool = False, baselines: FittedBaselines | None = None,
                           intervals: BootstrapConfig | None = None, keep_correct: bool = False) -> dict[str, Any]:

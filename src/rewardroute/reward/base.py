@@ -97,15 +97,19 @@ class RewardModel(nn.Module, ABC):
 
     # -- training ----------------------------------------------------------------------------
     def pair_loss(self, prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str],
-                  domains: Sequence[str] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """Bradley-Terry loss: -log sigmoid(r_chosen - r_rejected), plus any auxiliary loss.
+                  domains: Sequence[str] | None = None,
+                  offset: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Bradley-Terry loss: -log sigmoid(r_chosen - r_rejected + offset), plus any auxiliary loss.
 
-        Chosen and rejected go through the model as one batch.
+        Chosen and rejected go through the model as one batch. `offset` is a fixed log-odds per
+        pair from another model (the surface prior): the model then learns what it misses.
         """
         n = len(prompts)
         doms = list(domains) * 2 if domains is not None else None
         out = self(list(prompts) * 2, list(chosen) + list(rejected), doms)
         margin = out.rewards[:n] - out.rewards[n:]
+        if offset is not None:
+            margin = margin + offset.to(margin.device, margin.dtype)
         bt = -F.logsigmoid(margin).mean()
         loss = bt if out.aux_loss is None else bt + out.aux_loss
         stats = {"bt_loss": bt.item(), "acc": (margin > 0).float().mean().item()}
