@@ -34,6 +34,7 @@ from benchlib.bench import (add_run_args, code_digest, command_line, difference_
                             peak_rss_mb, prefs_digest, publish, results_dir, save_figure)
 
 FIVE = ("chat", "code", "math", "safety", "summarization")
+HUMAN = "human"
 SETTINGS = ("backbone", "epochs", "lr", "head_lr", "batch_size", "max_length", "freeze_layers", "valid_per_domain",
             "eval_per_domain", "sample_seed", "device", "precision")
 PRIOR = " + prior"  # a system: the model's margin plus the surface prior's log-odds
@@ -57,6 +58,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--surface-prior", choices=("off", "on", "both"), default="off",
                     help="train with the surface prior added to every margin (RewardTrainingConfig.surface_prior); "
                          "both: each model twice, without and with it (paired)")
+    ap.add_argument("--human-data", type=Path, default=None,
+                    help="also score every model on the held-out human test (the built human domain, "
+                         "`data build --domains human`; built if missing)")
     ap.add_argument("--valid-per-domain", type=int, default=60, help="valid pairs per domain for the epoch choice")
     ap.add_argument("--eval-per-domain", type=int, default=200, help="test pairs per domain")
     ap.add_argument("--device", default="auto")
@@ -90,7 +94,12 @@ def load(args) -> dict[str, Any]:
     split = lambda name: [p for p in read_pairs(data / "prefs" / f"{name}.jsonl") if p.domain in FIVE]  # noqa: E731
     train = split("train")
     flat = lambda by: [p for d in FIVE for p in by.get(d, [])]  # noqa: E731
-    return {"train": train, "train_by": cap_per_domain(train, None, args.sample_seed),
+    human = None
+    if args.human_data is not None:
+        folder = ensure_built(args.human_data, domains=[HUMAN])
+        human = {"test": [p for p in read_pairs(folder / "prefs" / "test.jsonl") if p.domain == HUMAN],
+                 "digest": prefs_digest(folder)}
+    return {"human": human, "train": train, "train_by": cap_per_domain(train, None, args.sample_seed),
             "valid": flat(cap_per_domain(split("valid"), args.valid_per_domain, args.sample_seed)),
             "test": flat(cap_per_domain(split("test"), args.eval_per_domain, args.sample_seed)),
             "digest": prefs_digest(data)}
@@ -118,12 +127,16 @@ def train_and_score(arch: str, n: int | None, seed: int, prior: bool, data: dict
     seconds = time.perf_counter() - t0
     with running_on(model, RuntimeConfig(device=args.device, precision=args.precision)):
         margins = pair_margins(model, data["test"])
+        human = pair_margins(model, data["human"]["test"]) if data["human"] else None
+    surface = fit_baselines(train)
     return {"arch": arch, "size": size_name(n), "seed": seed, "surface_prior": prior, "train_pairs": len(train),
             "train_by_domain": {d: sum(p.domain == d for p in train) for d in FIVE},
             "train_seconds": seconds, "pairs_per_s": len(train) * args.epochs / seconds,  # validation passes included
             "best_epoch": fit.best_epoch, "best_valid": fit.best_metric, "margins": margins.tolist(),
             # the prior fitted on this run's training pairs (the one training used, with --surface-prior)
-            "prior_margins": fit_baselines(train).surface_margin(data["test"]).tolist()}
+            "prior_margins": surface.surface_margin(data["test"]).tolist(),
+            **({"human_margins": human.tolist(), "human_prior_margins": surface.surface_margin(data["human"]["test"]).tolist()}
+               if human is not None else {})}
 
 
 def with_prior(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, list[dict]]]:
@@ -135,18 +148,36 @@ def with_prior(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, li
         m = np.asarray(margins, dtype=np.float64)
         return graded(m, np.zeros_like(m)).tolist()
 
+    def both(r: dict, test: str) -> tuple[list[float], list[float]]:
+        m, p = r.get(f"{test}margins"), r.get(f"{test}prior_margins")
+        return (correct(m), correct(np.add(m, p))) if m is not None else ([], [])
+
     out: dict[str, dict[str, list[dict]]] = {}
     for a, sizes in runs.items():
-        out[a] = {s: [{**r, "correct": correct(r["margins"])} for r in rs] for s, rs in sizes.items()}
-        out[a + PRIOR] = {s: [{**r, "correct": correct(np.add(r["margins"], r["prior_margins"]))} for r in rs]
-                          for s, rs in sizes.items()}
+        for name, k in ((a, 0), (a + PRIOR, 1)):
+            out[name] = {s: [{**r, "correct": both(r, "")[k], "human_correct": both(r, "human_")[k]} for r in rs]
+                         for s, rs in sizes.items()}
     return out
+
+
+def compare_human(data, runs: dict[str, dict[str, list[dict]]], fitted, args) -> dict[str, Any]:
+    """Per size: every system on the held-out human test, beside the baselines fitted on the five
+    domains' train split (the human domain is none of theirs: the pooled fits serve)."""
+    from rewardroute.eval.intervals import BootstrapConfig
+    from rewardroute.eval.pairwise import compare_systems
+
+    test = data["human"]["test"]
+    return {size: compare_systems(test, {a: np.array([r["human_correct"] for r in runs[a][size]]) for a in runs},
+                                  fitted.correct(test), reference=next(iter(runs)),
+                                  config=BootstrapConfig(resamples=args.bootstrap))
+            for size in next(iter(runs.values()))}
 
 
 def run_key(arch: str, n: int | None, seed: int, prior: bool, data: dict[str, Any], args) -> str:
     from rewardroute.fingerprint import short_key
 
     return short_key({"arch": arch, "size": size_name(n), "seed": seed, "surface_prior": prior,
+                      "human": data["human"]["digest"] if data["human"] else None,
                       "settings": {k: getattr(args, k) for k in SETTINGS}, "data": data["digest"],
                       "code": code_digest(Path(__file__))})
 
@@ -215,11 +246,30 @@ def markdown(out: dict[str, Any]) -> str:
                   f"`<arch>{PRIOR_TRAINED}`: trained with that prior added to every margin "
                   "(`RewardTrainingConfig.surface_prior`), so the sum is what training optimised and the network "
                   "alone is the part the surface features do not explain; without it, the prior is added after."]
+    if "human_test" in out:
+        lines += human_markdown(out)
     lines += ["", "Intervals: 95%, resampling prompt groups within each domain, pooled over seeds; differences "
               "are paired (the same resampled groups). A row beats the best baseline, or its smallest size, only "
               "where the interval of the difference excludes 0.", "",
               f"![accuracy against training pairs]({Path('results') / out['png']})"]
     return "\n".join(lines) + "\n"
+
+
+def human_markdown(out: dict[str, Any]) -> list[str]:
+    """The same models on the held-out human test (people's votes, not an LLM judge's)."""
+    human = out["human_test"]
+    lines = ["", f"The same models on the held-out human test ({human['pairs']} pairs; baselines fitted on the five "
+             "domains' train split):", "", "| system | pairs per domain | human test accuracy | minus best baseline | "
+             f"minus `{next(iter(out['runs']))}` |", "|---|---|---|---|---|"]
+    for size, cmp in human["comparison"].items():
+        ref = f"vs_{next(iter(out['runs']))}"
+        for name, m in cmp["models"].items():
+            lines.append(f"| {name} | {size} | {interval_text(m['accuracy']['average'])} | "
+                         f"{difference_text(m['vs_best_baseline']['average'])} | "
+                         f"{difference_text(m[ref]['average']) if ref in m else ''} |")
+        for b, row in cmp["baselines"].items():
+            lines.append(f"| {b} (baseline) | | {interval_text(row['average'])} | | |")
+    return lines
 
 
 def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -282,11 +332,13 @@ def main() -> None:
            "settings": {**{k: getattr(args, k) for k in SETTINGS}, "surface_prior": args.surface_prior},
            "test_pairs": len(data["test"]),
            "data_digest": data["digest"], "comparison": compare(data, runs, fitted, args),
-           "runs": {a: {s: [{k: v for k, v in r.items() if k not in ("correct", "margins", "prior_margins")} for r in rs]
+           "runs": {a: {s: [{k: v for k, v in r.items() if not k.endswith(("correct", "margins"))} for r in rs]
                         for s, rs in sizes.items()}
                     for a, sizes in runs.items()},
            "baselines_fitted": fitted.describe(), "peak_rss_mb": peak_rss_mb(),
            "total_seconds": time.perf_counter() - t0, "command": command_line(), "machine": machine()}
+    if data["human"]:
+        out["human_test"] = {"pairs": len(data["human"]["test"]), "comparison": compare_human(data, runs, fitted, args)}
     out["png"] = plot(out, results_dir() / f"{args.out}.png").name
     publish(args.out, out, None if args.quick else markdown(out))
 
