@@ -223,7 +223,8 @@ def table_rows(out: dict[str, Any]) -> list[dict[str, Any]]:
 
 def markdown(out: dict[str, Any]) -> str:
     s = out["settings"]
-    lines = [f"## More training data (`{out['name']}`)", "",
+    title = "More training data" if s.get("surface_prior", "off") == "off" else "Training with the surface prior"
+    lines = [f"## {title} (`{out['name']}`)", "",
              f"`{out['command']}` — {out['backbone']}, {s['max_length']} tokens, {s['epochs']} epochs (best on valid), "
              f"frozen lower layers: {s['freeze_layers']}, device {s['device']} {s['precision']}; seeds "
              f"{', '.join(map(str, out['seeds']))}; {out['test_pairs']} test pairs ({s['eval_per_domain']} per domain); "
@@ -259,7 +260,8 @@ def human_markdown(out: dict[str, Any]) -> list[str]:
     """The same models on the held-out human test (people's votes, not an LLM judge's)."""
     human = out["human_test"]
     lines = ["", f"The same models on the held-out human test ({human['pairs']} pairs; baselines fitted on the five "
-             "domains' train split):", "", "| system | pairs per domain | human test accuracy | minus best baseline | "
+             "domains' train split; the human domain is none of theirs, so the pooled fits serve, for the prior too):",
+             "", "| system | pairs per domain | human test accuracy | minus best baseline | "
              f"minus `{next(iter(out['runs']))}` |", "|---|---|---|---|---|"]
     for size, cmp in human["comparison"].items():
         ref = f"vs_{next(iter(out['runs']))}"
@@ -278,6 +280,8 @@ def status_rows(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         # another run (`--out`) adds only its largest size: its smaller ones repeat the main run's
         top = max(r["train_pairs"] for r in table)
         table = [r for r in table if r["train_pairs"] == top]
+    if out["settings"].get("surface_prior", "off") != "off":  # the plain model's row comes from the other runs
+        table = [r for r in table if PRIOR.strip(" +") in r["arch"]]
     for r in table:
         d = r["vs_best_baseline"]
         says = "higher" if d["low"] > 0 else "lower" if d["high"] < 0 else "no difference shown"

@@ -58,3 +58,6 @@ def test_readme_rows_from_the_committed_runs():
     assert [r[0].split(" train pairs")[0] for r in lc.status_rows(main)] == ["`single` on 100", "`single` on 300"]
     rows = lc.status_rows(other)
     assert len(rows) == 1 and rows[0][0].startswith("`single` on 1000 ") and "(1 seed)" in rows[0][0]
+    prior = json.loads((results / "rm_surface_prior.json").read_text())
+    names = [r[0].split(" on ")[0] for r in lc.status_rows(prior)]  # the plain model's row is the run above's
+    assert names == ["`single + prior`", "`single, prior-trained`", "`single, prior-trained + prior`"]
