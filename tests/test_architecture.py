@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rewardroute"
 LAYERS = [
     {"errors", "io", "console", "checkpoint", "fingerprint", "validation", "config_overrides", "runtime",
      "tokenization", "sharded"},
-    {"data", "backbone", "training"},
+    {"data", "backbone", "frozen_prefix", "training"},
     {"router", "eval", "backends"},
     {"reward"},
     {"zooter"},

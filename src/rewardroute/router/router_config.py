@@ -40,3 +40,6 @@ class RouterTrainingConfig(TrainingArgs):
     batch_size: int = Field(default=32, ge=1)
     head_l2: float = Field(default=0.0, ge=0)
     head_lr: float | None = Field(default=None, gt=0)  # head lr when fine-tuning
+    # Fine-tuning with frozen lower layers: compute their output once per text and replay only
+    # the layers that train (rewardroute.frozen_prefix; the frozen layers then apply no dropout)
+    cache_frozen_layers: bool = True

@@ -2,7 +2,7 @@
 
 Hard labels are the one-hot case (`one_hot`). With a frozen backbone the texts are embedded
 once and only the head trains, which takes seconds; with `finetune=True` every step runs the
-backbone.
+backbone, or, when its lower layers are frozen, only the layers above them (`frozen_prefix`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..backbone import transformer_layers
+from ..data.schemas import render_prompt
 from ..errors import ConfigError
+from ..frozen_prefix import PrefixCache, frozen_prefix
 from ..training.loop import TrainResult, train_loop
 from .model import ExpertRouter
 from .router_config import RouterTrainingConfig
@@ -44,6 +47,26 @@ def kl_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def head_penalty(router: ExpertRouter) -> torch.Tensor:
     return sum((m.weight ** 2).sum() for m in router.head.modules() if isinstance(m, torch.nn.Linear))
+
+
+def _cacheable_prefix(router: ExpertRouter, args: RouterTrainingConfig, backbone_kwargs: dict) -> int:
+    """Frozen lower layers worth caching: none when adapters are switched per batch
+    (`backbone_kwargs`) or when no layer above them would train."""
+    if not args.cache_frozen_layers or backbone_kwargs:
+        return 0
+    prefix = frozen_prefix(router.backbone.model)
+    return prefix if prefix < len(transformer_layers(router.backbone.model)) else 0
+
+
+@torch.no_grad()
+def cached_probs(router: ExpertRouter, cache: PrefixCache, batch_size: int) -> torch.Tensor:
+    """`router.probs` for the texts of `cache`, replaying only the layers above its prefix."""
+    was = router.training
+    router.eval()
+    pooled = torch.cat([cache.pooled(range(s, min(s + batch_size, len(cache)))).float().cpu()
+                        for s in range(0, len(cache), batch_size)])
+    router.train(was)
+    return router.probs_from_embeddings(pooled)
 
 
 def fit_router(router: ExpertRouter, texts: Sequence[str], targets: torch.Tensor, args: RouterTrainingConfig,
@@ -80,6 +103,18 @@ def fit_router(router: ExpertRouter, texts: Sequence[str], targets: torch.Tensor
 
         def evaluate() -> float:
             return metric(router.probs_from_embeddings(v_emb))
+    elif prefix := _cacheable_prefix(router, args, backbone_kwargs):
+        train_cache = PrefixCache(router.backbone, texts, prefix, args.eval_batch_size)
+        v_cache = PrefixCache(router.backbone, [render_prompt(t) for t in valid_texts], prefix,
+                              args.eval_batch_size) if has_valid else None
+
+        def step(batch: list[int]):
+            logits = router.head(train_cache.pooled(batch).to(router.head.out.weight.device))
+            kl = kl_loss(logits, targets[torch.tensor(batch)].to(logits.device))
+            return kl + args.head_l2 * head_penalty(router), {"kl": kl.item()}
+
+        def evaluate() -> float:
+            return metric(cached_probs(router, v_cache, args.eval_batch_size))
     else:
         def step(batch: list[int]):
             logits = router([texts[i] for i in batch], **backbone_kwargs)
