@@ -142,11 +142,10 @@ def train_and_score(arch: str, n: int | None, seed: int, prior: bool, data: dict
 def with_prior(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, list[dict]]]:
     """Every architecture twice: its own margins, and `<arch> + prior` (its margins plus the
     surface prior's log-odds), each with per-pair correctness."""
-    from rewardroute.eval.baselines import graded
+    from rewardroute.eval.baselines import margin_graded
 
     def correct(margins) -> list[float]:
-        m = np.asarray(margins, dtype=np.float64)
-        return graded(m, np.zeros_like(m)).tolist()
+        return margin_graded(margins).tolist()
 
     def both(r: dict, test: str) -> tuple[list[float], list[float]]:
         m, p = r.get(f"{test}margins"), r.get(f"{test}prior_margins")

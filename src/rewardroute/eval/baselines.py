@@ -77,6 +77,12 @@ def graded(score_chosen: np.ndarray, score_rejected: np.ndarray) -> np.ndarray:
     return np.where(score_chosen > score_rejected, 1.0, np.where(score_chosen == score_rejected, 0.5, 0.0))
 
 
+def margin_graded(margins: np.ndarray) -> np.ndarray:
+    """`graded` of a margin (score of chosen minus score of rejected) against 0."""
+    m = np.asarray(margins, dtype=np.float64)
+    return graded(m, np.zeros_like(m))
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iterations: int) -> np.ndarray:
     """Weights of an L2 logistic regression without intercept, by Newton's method."""
     w = np.zeros(x.shape[1])
@@ -142,7 +148,7 @@ class FittedBaselines:
         direction = np.array([self.length_direction(p.domain) for p in pairs], dtype=np.float64)
         margin = self.surface_margin(pairs)
         return {"longer_wins": longer_wins_correct(pairs), "length_rule": graded(direction * lc, direction * lr),
-                "surface_logreg": graded(margin, np.zeros_like(margin))}
+                "surface_logreg": margin_graded(margin)}
 
     def surface_margin(self, pairs: Sequence[PreferencePair]) -> np.ndarray:
         """The surface regression's log-odds that chosen beats rejected, per pair (its domain's

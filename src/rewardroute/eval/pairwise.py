@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data.schemas import PreferencePair
-from .baselines import FittedBaselines, longer_wins_correct
+from .baselines import FittedBaselines, longer_wins_correct, margin_graded
 from .intervals import AVERAGE, BootstrapConfig, ClusteredBootstrap, best_per_domain, claim, intervals_dict
 
 
@@ -29,11 +29,6 @@ def accuracy_by_domain(correct: Sequence[float], domains: Sequence[str]) -> dict
 def macro_average(acc: dict[str, float]) -> float:
     vals = [v for k, v in acc.items() if k != "overall"]
     return sum(vals) / len(vals) if vals else float("nan")
-
-
-def margin_correct(chosen: torch.Tensor, rejected: torch.Tensor) -> list[float]:
-    """1 where chosen scores higher, 0.5 on a tie, 0 otherwise."""
-    return [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen.tolist(), rejected.tolist())]
 
 
 def length_baseline(pairs: Sequence[PreferencePair]) -> dict[str, float]:
@@ -89,25 +84,30 @@ def expert_load(probs: torch.Tensor, domains: Sequence[str], experts: Sequence[s
     return {d: dict(zip(experts, probs[idx].float().mean(dim=0).tolist())) for d, idx in sorted(by.items())}
 
 
+def _scored(model, pairs: Sequence[PreferencePair], batch_size: int, oracle_domain: bool):
+    """The model's score output on every pair's chosen responses, then on its rejected ones."""
+    return model.score([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs],
+                       batch_size=batch_size, domains=[p.domain for p in pairs] * 2 if oracle_domain else None,
+                       return_output=True)
+
+
+def _margins(rewards: torch.Tensor) -> np.ndarray:
+    n = len(rewards) // 2
+    return (rewards[:n] - rewards[n:]).double().numpy()
+
+
 def pair_correct(model, pairs: Sequence[PreferencePair], *, batch_size: int = 64,
                  oracle_domain: bool = False) -> tuple[np.ndarray, Any, float]:
     """(per-pair correctness, the model's score output, seconds spent scoring)."""
-    prompts = [p.prompt for p in pairs] * 2
-    responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
-    domains = [p.domain for p in pairs] * 2 if oracle_domain else None
     t0 = time.perf_counter()
-    out = model.score(prompts, responses, batch_size=batch_size, domains=domains, return_output=True)
+    out = _scored(model, pairs, batch_size, oracle_domain)
     seconds = time.perf_counter() - t0
-    n = len(pairs)
-    return np.asarray(margin_correct(out.rewards[:n], out.rewards[n:])), out, seconds
+    return margin_graded(_margins(out.rewards)), out, seconds
 
 
 def pair_margins(model, pairs: Sequence[PreferencePair], *, batch_size: int = 64) -> np.ndarray:
     """reward(chosen) - reward(rejected) for each pair."""
-    n = len(pairs)
-    rewards = model.score([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs],
-                          batch_size=batch_size)
-    return (rewards[:n] - rewards[n:]).double().numpy()
+    return _margins(_scored(model, pairs, batch_size, oracle_domain=False).rewards)
 
 
 def evaluate_reward_model(model, pairs: Sequence[PreferencePair], *, batch_size: int = 64,

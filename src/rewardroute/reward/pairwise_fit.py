@@ -12,7 +12,7 @@ import torch
 from ..data.sampling import cap_pairs
 from ..data.schemas import PreferencePair, render_prompt
 from ..errors import ConfigError
-from ..eval.baselines import fit_baselines, graded
+from ..eval.baselines import fit_baselines, margin_graded
 from ..eval.pairwise import evaluate_reward_model, pair_margins
 from ..training.loop import TrainResult, train_loop
 from .base import RewardModel
@@ -28,6 +28,7 @@ def fit_pairwise(model: RewardModel, train: Sequence[PreferencePair], valid: Seq
     train = cap_pairs(train, args.max_pairs, args.seed)
     valid = cap_pairs(valid, args.eval_max_pairs, args.seed) if valid else []
     prior = fit_baselines(train) if args.surface_prior else None
+    valid_prior = prior.surface_margin(valid) if prior and valid else None
 
     def step(batch: list[PreferencePair]):
         offset = torch.as_tensor(prior.surface_margin(batch), dtype=torch.float32) if prior else None
@@ -39,9 +40,7 @@ def fit_pairwise(model: RewardModel, train: Sequence[PreferencePair], valid: Seq
         if prior is None:
             return evaluate_reward_model(model, valid, batch_size=args.eval_batch_size)["accuracy"]["overall"]
         margins = pair_margins(model, valid, batch_size=args.eval_batch_size) + valid_prior
-        return float(np.mean(graded(margins, np.zeros_like(margins))))
-
-    valid_prior = prior.surface_margin(valid) if prior and valid else None
+        return float(np.mean(margin_graded(margins)))
 
     overrides = {prefix: args.head_lr for prefix in head_prefixes} if args.head_lr else None
     return train_loop(model, train, step, evaluate if valid else None, args, resume_dir=resume_dir,
